@@ -1,0 +1,134 @@
+#include "core/log.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "core/json.hpp"
+
+namespace sluice::log {
+namespace {
+
+std::atomic<Level> g_level{Level::info};
+std::atomic<Format> g_format{Format::text};
+
+std::string_view level_name(Level level) {
+  switch (level) {
+    case Level::debug: return "debug";
+    case Level::info: return "info";
+    case Level::warn: return "warn";
+    case Level::error: return "error";
+  }
+  return "info";
+}
+
+std::string timestamp() {
+  const auto now = std::chrono::system_clock::now();
+  const auto secs = std::chrono::system_clock::to_time_t(now);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+}
+
+// Text values with spaces or quotes are quoted so a line stays machine-splittable.
+void append_text_value(std::string& out, std::string_view value) {
+  const bool plain = !value.empty() && value.find_first_of(" \"=\n\t") == std::string_view::npos;
+  if (plain) {
+    out += value;
+  } else {
+    append_json_string(out, value);
+  }
+}
+
+}  // namespace
+
+void configure(Level level, Format format) {
+  g_level.store(level);
+  g_format.store(format);
+}
+
+bool enabled(Level level) { return level >= g_level.load(std::memory_order_relaxed); }
+
+void write(Level level, std::string_view component, std::string_view message,
+           std::initializer_list<Field> fields) {
+  if (!enabled(level)) return;
+  std::string line;
+  line.reserve(128);
+  if (g_format.load(std::memory_order_relaxed) == Format::json) {
+    line += "{\"ts\":\"";
+    line += timestamp();
+    line += "\",\"level\":\"";
+    line += level_name(level);
+    line += "\",\"component\":";
+    append_json_string(line, component);
+    line += ",\"msg\":";
+    append_json_string(line, message);
+    for (const auto& f : fields) {
+      line += ',';
+      append_json_string(line, f.key);
+      line += ':';
+      append_json_string(line, f.value);
+    }
+    line += "}\n";
+  } else {
+    line += timestamp();
+    line += ' ';
+    line += level_name(level);
+    line += ' ';
+    line += component;
+    line += ": ";
+    line += message;
+    for (const auto& f : fields) {
+      line += ' ';
+      line += f.key;
+      line += '=';
+      append_text_value(line, f.value);
+    }
+    line += '\n';
+  }
+  const char* p = line.data();
+  std::size_t left = line.size();
+  while (left > 0) {
+    const ssize_t n = ::write(STDERR_FILENO, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+}
+
+std::optional<Level> parse_level(std::string_view text) {
+  if (text == "debug") return Level::debug;
+  if (text == "info") return Level::info;
+  if (text == "warn" || text == "warning") return Level::warn;
+  if (text == "error") return Level::error;
+  return std::nullopt;
+}
+
+std::optional<Format> parse_format(std::string_view text) {
+  if (text == "text") return Format::text;
+  if (text == "json") return Format::json;
+  return std::nullopt;
+}
+
+bool RateLimiter::allow(Clock::time_point now) {
+  if (now - window_start_ >= interval_) {
+    window_start_ = now;
+    used_ = 0;
+  }
+  if (used_ < burst_) {
+    ++used_;
+    return true;
+  }
+  ++suppressed_;
+  return false;
+}
+
+}  // namespace sluice::log

@@ -1,0 +1,137 @@
+#include "core/metrics.hpp"
+
+#include <prometheus/text_serializer.h>
+
+namespace sluice {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      upstream_connected_(&BuildGauge()
+                               .Name("sluice_upstream_connected")
+                               .Help("1 while the realtime socket is connected and subscribed")
+                               .Register(*registry_)),
+      connects_(&BuildCounter()
+                     .Name("sluice_upstream_connects_total")
+                     .Help("Connection attempts to Appwrite Realtime by result")
+                     .Register(*registry_)),
+      disconnects_(&BuildCounter()
+                        .Name("sluice_upstream_disconnects_total")
+                        .Help("Lost realtime connections by reason")
+                        .Register(*registry_)),
+      gap_seconds_(&BuildCounter()
+                        .Name("sluice_upstream_gap_seconds_total")
+                        .Help("Seconds spent disconnected since the first connect (events in "
+                              "this time are lost upstream: Realtime has no replay)")
+                        .Register(*registry_)),
+      frames_invalid_(&BuildCounter()
+                           .Name("sluice_upstream_frames_invalid_total")
+                           .Help("Frames skipped because they could not be decoded, by reason")
+                           .Register(*registry_)),
+      events_received_(&BuildCounter()
+                            .Name("sluice_events_received_total")
+                            .Help("Realtime events decoded")
+                            .Register(*registry_)),
+      events_unmatched_(&BuildCounter()
+                             .Name("sluice_events_unmatched_total")
+                             .Help("Events that matched no route")
+                             .Register(*registry_)),
+      routed_(&BuildCounter()
+                   .Name("sluice_events_routed_total")
+                   .Help("Events matched by each route")
+                   .Register(*registry_)),
+      sink_sent_(&BuildCounter()
+                      .Name("sluice_sink_events_sent_total")
+                      .Help("Events a sink confirmed as delivered")
+                      .Register(*registry_)),
+      sink_failed_(&BuildCounter()
+                        .Name("sluice_sink_events_failed_total")
+                        .Help("Failed delivery attempts and dropped events by reason")
+                        .Register(*registry_)),
+      sink_retries_(&BuildCounter()
+                         .Name("sluice_sink_retries_total")
+                         .Help("Delivery attempts repeated after a retryable failure")
+                         .Register(*registry_)),
+      sink_dead_lettered_(&BuildCounter()
+                               .Name("sluice_sink_dead_lettered_total")
+                               .Help("Events given up on and written to the dead-letter file")
+                               .Register(*registry_)),
+      sink_queue_events_(&BuildGauge()
+                              .Name("sluice_sink_queue_events")
+                              .Help("Events queued for a sink and not yet acknowledged")
+                              .Register(*registry_)),
+      sink_queue_bytes_(&BuildGauge()
+                             .Name("sluice_sink_queue_bytes")
+                             .Help("Bytes queued for a sink and not yet acknowledged")
+                             .Register(*registry_)),
+      sink_delivery_seconds_(&BuildHistogram()
+                                  .Name("sluice_sink_delivery_seconds")
+                                  .Help("Time from receiving an event to its acknowledgement")
+                                  .Register(*registry_)),
+      config_reloads_(&BuildCounter()
+                           .Name("sluice_config_reloads_total")
+                           .Help("Configuration reloads by result")
+                           .Register(*registry_)),
+      build_info_(&BuildGauge()
+                       .Name("sluice_build_info")
+                       .Help("Always 1; the version is a label")
+                       .Register(*registry_)) {
+  build_info_->Add({{"version", SLUICE_VERSION}}).Set(1);
+  upstream_connected_->Add({});
+  gap_seconds_->Add({});
+  events_received_->Add({});
+  events_unmatched_->Add({});
+  connects_->Add({{"result", "success"}});
+  connects_->Add({{"result", "failure"}});
+  config_reloads_->Add({{"result", "success"}});
+  config_reloads_->Add({{"result", "failure"}});
+}
+
+std::string Metrics::render() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+prometheus::Gauge& Metrics::upstream_connected() { return upstream_connected_->Add({}); }
+prometheus::Counter& Metrics::connects(bool success) {
+  return connects_->Add({{"result", success ? "success" : "failure"}});
+}
+prometheus::Counter& Metrics::disconnects(std::string_view reason) {
+  return disconnects_->Add({{"reason", std::string(reason)}});
+}
+prometheus::Counter& Metrics::gap_seconds() { return gap_seconds_->Add({}); }
+prometheus::Counter& Metrics::frames_invalid(std::string_view reason) {
+  return frames_invalid_->Add({{"reason", std::string(reason)}});
+}
+prometheus::Counter& Metrics::events_received() { return events_received_->Add({}); }
+prometheus::Counter& Metrics::events_unmatched() { return events_unmatched_->Add({}); }
+prometheus::Counter& Metrics::routed(std::string_view route) {
+  return routed_->Add({{"route", std::string(route)}});
+}
+prometheus::Counter& Metrics::config_reloads(bool success) {
+  return config_reloads_->Add({{"result", success ? "success" : "failure"}});
+}
+
+SinkMetrics Metrics::sink(std::string_view name) {
+  const std::string n(name);
+  SinkMetrics m;
+  m.sent = &sink_sent_->Add({{"sink", n}});
+  m.retries = &sink_retries_->Add({{"sink", n}});
+  m.dead_lettered = &sink_dead_lettered_->Add({{"sink", n}});
+  m.queue_events = &sink_queue_events_->Add({{"sink", n}});
+  m.queue_bytes = &sink_queue_bytes_->Add({{"sink", n}});
+  // Sub-millisecond local writes up to minutes of webhook retries.
+  m.delivery_seconds = &sink_delivery_seconds_->Add(
+      {{"sink", n}}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                              0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+                                                              5, 10, 30, 60, 300});
+  auto* family = sink_failed_;
+  m.failed = [family, n](std::string_view reason) -> prometheus::Counter& {
+    return family->Add({{"sink", n}, {"reason", std::string(reason)}});
+  };
+  return m;
+}
+
+}  // namespace sluice

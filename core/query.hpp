@@ -1,0 +1,47 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/json.hpp"
+
+namespace sluice {
+
+// One condition of Appwrite's realtime query vocabulary (Query::toString() in Appwrite's SDKs).
+// Built by the config loader from a route's `where` list and by the emulator from subscription
+// queries, evaluated against an event payload by matches(). Plain data: copy freely.
+struct Query {
+  enum class Method {
+    equal,
+    not_equal,
+    less_than,
+    less_than_equal,
+    greater_than,
+    greater_than_equal,
+    is_null,
+    is_not_null,
+    and_,
+    or_,
+    select,  // only select("*"), which matches everything
+  };
+  using Value = std::variant<std::nullptr_t, bool, std::int64_t, double, std::string>;
+
+  Method method = Method::equal;
+  std::string attribute;       // dotted path into the payload; empty for and/or/select
+  std::vector<Value> values;   // the compared values; empty for is_null/is_not_null/and/or
+  std::vector<Query> queries;  // the children of and/or
+};
+
+// Appwrite's wire name of a method ("equal", "notEqual", …) and back.
+std::string_view method_name(Query::Method method);
+bool parse_method(std::string_view name, Query::Method& method);
+
+// Whether `query` holds for the JSON object `payload`, with Appwrite's realtime semantics.
+bool matches(const Query& query, JsonBytes payload);
+
+// Whether every query holds (an empty list matches everything).
+bool matches_all(const std::vector<Query>& queries, JsonBytes payload);
+
+}  // namespace sluice
