@@ -1,0 +1,37 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/log.hpp"
+
+// The command line of DESIGN.md §2, parsed into plain values. Parsing never exits the process;
+// main() decides what to print and which exit code to use.
+namespace sluice {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitInvalidConfig = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitRuntime = 3;
+
+struct Options {
+  std::string config_path;
+  bool check_config = false;
+  bool watch_config = false;                 // reload when the file changes (issue 7)
+  std::optional<std::string> admin_listen;   // HOST:PORT, overrides admin.listen
+  std::optional<log::Level> log_level;       // overrides log.level
+  std::optional<log::Format> log_format;     // overrides log.format
+  bool version = false;
+  bool help = false;
+};
+
+struct ParseOutcome {
+  std::optional<Options> options;  // unset on a usage error
+  std::string error;               // the usage error, for stderr
+};
+
+ParseOutcome parse_command_line(const std::vector<std::string>& args);  // args exclude argv[0]
+std::string usage_text();
+
+}  // namespace sluice
