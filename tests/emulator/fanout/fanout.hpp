@@ -1,0 +1,68 @@
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "core/query.hpp"
+
+// What an Appwrite server publishes for a change, and who may receive it: the rules of
+// Appwrite's Event::generateEvents, Realtime::fromPayload, convertChannels and the role
+// checks of getSubscribers (appwrite-realtime-protocol.md §6–7), as plain functions.
+// Used by appwrite-emulator; no sockets, no state.
+namespace sluice::emulator {
+
+enum class Profile {
+  v1_8,  // Appwrite 1.8.x: URL subscriptions only, no subscription ids
+  v1_9,  // Appwrite 1.9.6: URL and message subscriptions, action-suffixed channels
+};
+
+struct Fanout {
+  std::vector<std::string> events;    // in Appwrite's order
+  std::vector<std::string> channels;  // in Appwrite's order
+  std::vector<std::string> roles;     // roles allowed to read: "any", "users", "user:U", …
+  bool permissions_changed = false;   // team and membership changes
+};
+
+// Computes what `profile` publishes for an event pattern such as
+// "databases.[databaseId].tables.[tableId].rows.[rowId].update". `params` maps placeholder
+// names to values (aliases such as collectionId/tableId and documentId/rowId are filled in
+// when only one is given). `database_type` is "legacy", "tablesdb", "documentsdb" or
+// "vectorsdb" and matters only for databases events. `read` is the resource's read roles
+// from the publish request. On an unknown or malformed pattern returns an error message.
+std::variant<Fanout, std::string> compute_fanout(Profile profile, std::string_view pattern,
+                                                 const std::map<std::string, std::string>& params,
+                                                 std::string_view database_type,
+                                                 const std::vector<std::string>& read,
+                                                 std::string_view project_id);
+
+struct User {
+  std::string id;
+  std::string email;
+  std::string password;
+  std::string name;
+  bool email_verified = true;
+  std::vector<std::string> teams;   // confirmed memberships
+  std::vector<std::string> labels;
+};
+
+// The roles a connection holds (§7): guests get {"guests"}; never "any".
+std::vector<std::string> connection_roles(const User* user);
+
+// Whether a connection with `connection_roles` may receive an event readable by `event_roles`.
+bool may_receive(const std::vector<std::string>& connection_roles,
+                 const std::vector<std::string>& event_roles);
+
+// Appwrite's convertChannels for `profile` (§6.4): account channel rewriting.
+std::vector<std::string> convert_channels(Profile profile, const std::vector<std::string>& channels,
+                                          const User* user);
+
+// Parses one query string as Query::toString() writes it, e.g.
+// {"method":"equal","attribute":"status","values":["paid"]}. Only the realtime methods are
+// accepted (select only as select("*")). On error returns nullopt and sets `error`.
+std::optional<Query> parse_query_json(std::string_view json, std::string& error);
+
+}  // namespace sluice::emulator
