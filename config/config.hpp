@@ -54,11 +54,11 @@ struct TlsConfig {
 struct AuthConfig {
   enum class Kind { session, jwt, api_key, email_password };
   Kind kind = Kind::session;
-  Secret session;       // kind == session
-  Secret jwt;           // kind == jwt
-  Secret api_key;       // kind == api_key, with user_id
+  Secret session;  // kind == session
+  Secret jwt;      // kind == jwt
+  Secret api_key;  // kind == api_key, with user_id
   std::string user_id;
-  std::string email;    // kind == email_password, with password
+  std::string email;  // kind == email_password, with password
   Secret password;
   bool operator==(const AuthConfig&) const = default;
 };
@@ -86,8 +86,8 @@ struct AppwriteConfig {
 struct AdminConfig {
   std::string host = "127.0.0.1";
   std::uint16_t port = 9477;
-  Secret token;                   // optional bearer token for /metrics and /status
-  std::optional<TlsConfig> tls;   // optional TLS for the admin server
+  Secret token;                  // optional bearer token for /metrics and /status
+  std::optional<TlsConfig> tls;  // optional TLS for the admin server
   bool operator==(const AdminConfig&) const = default;
 };
 
@@ -157,7 +157,7 @@ struct FileSinkConfig {
 struct SinkConfig {
   std::string name;
   std::variant<KafkaSinkConfig, WebhookSinkConfig, FileSinkConfig> settings;
-  BufferConfig buffer;      // the top-level `buffer` with this sink's overrides applied
+  BufferConfig buffer;  // the top-level `buffer` with this sink's overrides applied
   RetryConfig retry;
   std::string dead_letter;  // empty: failed records are only logged and counted
   Location location;        // where the sink was declared

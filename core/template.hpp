@@ -32,7 +32,7 @@ class Template {
   // `%` directives are errors. On error returns false and fills `error`.
   static bool parse(std::string_view source, bool allow_strftime, Template& out, Error& error);
 
-  // Renders for one event. A payload field that is missing renders as an empty string.
+  // Renders for one event. A payload field that is missing or null renders as an empty string.
   std::string render(const Event& event, const TemplateContext& context) const;
 
   const std::string& source() const { return source_; }
@@ -40,13 +40,25 @@ class Template {
 
  private:
   struct Part {
-    enum class Kind { literal, event, channel, route, project, timestamp, event_id, payload,
-                      strftime };
+    enum class Kind {
+      literal,
+      event,
+      channel,
+      route,
+      project,
+      timestamp,
+      event_id,
+      payload,
+      strftime
+    };
     Kind kind = Kind::literal;
     std::string text;  // literal text, payload path or strftime directive
   };
   std::string source_;
   std::vector<Part> parts_;
+  // Parsed with allow_strftime, i.e. a file path: render() then sanitises event-derived text
+  // so that a payload value cannot add directories or climb out with "..".
+  bool path_ = false;
 };
 
 }  // namespace sluice

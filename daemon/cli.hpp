@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "config/config.hpp"
 #include "core/log.hpp"
 
 // The command line of DESIGN.md §2, parsed into plain values. Parsing never exits the process;
@@ -33,5 +34,9 @@ struct ParseOutcome {
 
 ParseOutcome parse_command_line(const std::vector<std::string>& args);  // args exclude argv[0]
 std::string usage_text();
+
+// Applies --admin-listen, --log-level and --log-format over a loaded configuration: at start-up
+// and again after every reload, so the command line keeps winning over the file.
+void apply_overrides(const Options& options, config::Config& config);
 
 }  // namespace sluice

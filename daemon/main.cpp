@@ -1,6 +1,58 @@
-#include <cstdio>
+// The sluice executable: command line, configuration, then the daemon (daemon/app.cpp).
+#include <exception>
+#include <iostream>
+#include <string>
+#include <vector>
 
-int main() {
-  std::puts("sluice " SLUICE_VERSION);
-  return 0;
+#include "config/loader.hpp"
+#include "core/log.hpp"
+#include "daemon/app.hpp"
+#include "daemon/cli.hpp"
+
+namespace {
+
+int run(int argc, char** argv) {
+  using namespace sluice;
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  const auto parsed = parse_command_line(args);
+  if (!parsed.options) {
+    std::cerr << "sluice: " << parsed.error << "\nTry 'sluice --help' for more information.\n";
+    return kExitUsage;
+  }
+  const Options& options = *parsed.options;
+  if (options.help) {
+    std::cout << usage_text();
+    return kExitOk;
+  }
+  if (options.version) {
+    std::cout << "sluice " SLUICE_VERSION "\n";
+    return kExitOk;
+  }
+
+  auto loaded = config::load_file(options.config_path);
+  if (!loaded.ok()) {
+    for (const auto& error : loaded.errors)
+      std::cerr << error.format() << '\n';
+    std::cerr.flush();
+    return kExitInvalidConfig;
+  }
+  if (options.check_config) {
+    std::cout << options.config_path << ": configuration is valid\n";
+    return kExitOk;
+  }
+  config::Config config = std::move(*loaded.config);
+  apply_overrides(options, config);
+  log::configure(config.log.level, config.log.format);
+  return run_daemon(options, std::move(config));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "sluice: fatal: " << e.what() << '\n';
+    return sluice::kExitRuntime;
+  }
 }

@@ -1,0 +1,33 @@
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+// `${env:NAME}`, `${file:PATH}` and `${credential:NAME}` in routes.yaml string values
+// (DESIGN.md §3). Plain functions over an injectable environment so tests need no real one.
+namespace sluice::config {
+
+struct InterpolationEnv {
+  // Directory of the configuration file: relative `${file:…}` paths are resolved against it.
+  std::string base_dir = ".";
+  // Environment lookup; empty function: the process environment (getenv).
+  std::function<std::optional<std::string>(const std::string&)> getenv;
+};
+
+struct Interpolated {
+  std::string value;
+  // True when at least one `${…}` was substituted: the value then counts as a secret and is
+  // never printed (error messages show the source text instead).
+  bool substituted = false;
+};
+
+// Replaces every `${KIND:ARG}` in `text`. `$${` stands for a literal `${`. `${file:…}` gives the
+// file's content with one trailing newline removed; `${credential:NAME}` reads
+// `$CREDENTIALS_DIRECTORY/NAME` (systemd's LoadCredential=). On failure returns false and sets
+// `error`, which quotes the `${…}` source and never a resolved value.
+bool interpolate(std::string_view text, const InterpolationEnv& env, Interpolated& out,
+                 std::string& error);
+
+}  // namespace sluice::config
