@@ -33,6 +33,9 @@ struct Fanout {
 // when only one is given). `database_type` is "legacy", "tablesdb", "documentsdb" or
 // "vectorsdb" and matters only for databases events. `read` is the resource's read roles
 // from the publish request. On an unknown or malformed pattern returns an error message.
+// Events Appwrite publishes only to the `console` project (schema changes, deployments, …)
+// and executions nobody may read come back with events but no channels; an empty `roles`
+// means Appwrite would not publish at all. Pure: safe to call from any thread.
 std::variant<Fanout, std::string> compute_fanout(Profile profile, std::string_view pattern,
                                                  const std::map<std::string, std::string>& params,
                                                  std::string_view database_type,
@@ -45,11 +48,13 @@ struct User {
   std::string password;
   std::string name;
   bool email_verified = true;
-  std::vector<std::string> teams;   // confirmed memberships
+  std::vector<std::string> teams;  // confirmed memberships
   std::vector<std::string> labels;
 };
 
-// The roles a connection holds (§7): guests get {"guests"}; never "any".
+// The roles a connection holds (§7): guests get {"guests"}; never "any". A user gets
+// user:U, users, user:U/(un)verified, users/(un)verified, team:T per team, label:L per label;
+// Appwrite's member:<membershipId> and team:T/<role> are not modelled (User has no such data).
 std::vector<std::string> connection_roles(const User* user);
 
 // Whether a connection with `connection_roles` may receive an event readable by `event_roles`.

@@ -1,0 +1,161 @@
+"""Process-level tests of appwrite-emulator through tests/support/emulator.py: the helper itself,
+fixtures, the load generator, TLS on the same port, and a clean stop.
+
+usage: emulator_test.py EMULATOR_BINARY [unittest args]"""
+
+import base64
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+import emulator  # noqa: E402
+
+BINARY = None
+
+
+def ws_connect(emu, query, tls=False, headers=None):
+    """Opens a WebSocket by hand (stdlib has no client) and returns (socket, first frame)."""
+    raw = socket.create_connection((emu.host, emu.port), timeout=10)
+    sock = ssl._create_unverified_context().wrap_socket(raw, server_hostname=emu.host) if tls else raw
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [f"GET /v1/realtime?{query} HTTP/1.1", f"Host: {emu.host}:{emu.port}",
+             "Upgrade: websocket", "Connection: Upgrade", f"Sec-WebSocket-Key: {key}",
+             "Sec-WebSocket-Version: 13"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    response = b""
+    while b"\r\n\r\n" not in response:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise AssertionError("closed during the upgrade")
+        response += chunk
+    head, _, rest = response.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise AssertionError(head.decode())
+    reader = FrameReader(sock, rest)
+    return reader, reader.next()
+
+
+class FrameReader:
+    """Unmasked server frames, one text message per frame (the emulator never fragments)."""
+
+    def __init__(self, sock, buffered=b""):
+        self.sock = sock
+        self.data = bytearray(buffered)
+
+    def _need(self, n):
+        while len(self.data) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise AssertionError("connection closed")
+            self.data.extend(chunk)
+
+    def next(self):
+        self._need(2)
+        length = self.data[1] & 0x7F
+        offset = 2
+        if length == 126:
+            self._need(4)
+            length = int.from_bytes(self.data[2:4], "big")
+            offset = 4
+        elif length == 127:
+            self._need(10)
+            length = int.from_bytes(self.data[2:10], "big")
+            offset = 10
+        self._need(offset + length)
+        message = json.loads(bytes(self.data[offset:offset + length]))
+        del self.data[:offset + length]
+        return message
+
+    def close(self):
+        self.sock.close()
+
+
+class HelperTest(unittest.TestCase):
+    def test_start_publish_users_stop(self):
+        with emulator.start(BINARY, profile="1.9", args=["--project", "shop"]) as emu:
+            self.assertEqual(emu.version(), "1.9.6")
+            self.assertEqual(emu.connections(), [])
+            user = emu.create_user("alice", email="a@example.com", password="pw", teams=["t1"])
+            self.assertEqual(user["userId"], "alice")
+            answer = emu.publish(payload={"$id": "o1"}, project="shop")
+            self.assertEqual(answer["delivered"], 0)
+            self.assertEqual(len(answer["channels"]), 16)
+            sock, connected = ws_connect(emu, "project=shop&channels[]=rows",
+                                         headers={"X-Appwrite-Session": user["session"]})
+            self.assertEqual(connected["data"]["user"]["$id"], "alice")
+            conns = emu.wait_connections(1)
+            self.assertEqual(conns[0]["user"], "alice")
+            self.assertIn("team:t1", conns[0]["roles"])
+            self.assertEqual(emu.publish(project="shop", payload={"n": 1})["delivered"], 1)
+            self.assertEqual(sock.next()["data"]["payload"], {"n": 1})
+            self.assertEqual(emu.disconnect("alice"), 1)
+            emu.wait_connections(0)
+            sock.close()
+            self.assertEqual(emu.stop(), 0)
+
+    def test_stream_with_a_reader(self):
+        with emulator.start(BINARY, profile="1.8") as emu:
+            sock, _ = ws_connect(emu, "project=test&channels[]=rows")
+            emu.wait_connections(1)
+            # The reader only starts reading after the stream finished: the emulator must not
+            # need the reader to keep up with fewer frames than its buffers hold.
+            answer = emu.stream(200, payload={"k": "v"})
+            self.assertEqual((answer["sent"], answer["delivered"]), (200, 200))
+            for seq in range(1, 201):
+                frame = sock.next()
+                self.assertEqual(frame["data"]["payload"], {"seq": seq, "k": "v"})
+            sock.close()
+
+    def test_fixtures_seed_users_with_fixed_tokens(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "fixtures.json")
+            with open(path, "w") as f:
+                json.dump({"projects": ["shop"], "users": [
+                    {"id": "svc", "email": "svc@example.com", "password": "pw",
+                     "labels": ["bridge"], "secret": "fixed-secret"}]}, f)
+            token = base64.b64encode(json.dumps(
+                {"id": "svc", "secret": "fixed-secret"}, separators=(",", ":")).encode()).decode()
+            with emulator.start(BINARY, args=["--fixtures", path]) as emu:
+                status, account, _ = emu.request("GET", "/v1/account", headers={
+                    "X-Appwrite-Project": "shop", "X-Appwrite-Session": token})
+                self.assertEqual(status, 200, account)
+                self.assertEqual(account["labels"], ["bridge"])
+
+    def test_bad_arguments_exit_2(self):
+        result = subprocess.run([BINARY, "--profile", "2.0"], capture_output=True, text=True)
+        self.assertEqual(result.returncode, 2)
+        helptext = subprocess.run([BINARY, "--help"], capture_output=True, text=True)
+        self.assertEqual(helptext.returncode, 0)
+        self.assertIn("/_emulator/stream", helptext.stdout)
+
+    @unittest.skipUnless(shutil.which("openssl"), "needs the openssl command to make a certificate")
+    def test_tls_and_plain_on_the_same_port(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                            "-subj", "/CN=localhost", "-keyout", key, "-out", cert],
+                           check=True, capture_output=True)
+            with emulator.start(BINARY, args=["--tls-cert", cert, "--tls-key", key]) as emu:
+                self.assertTrue(emu.url.startswith("https://"))
+                self.assertEqual(emu.version(), "1.9.6")
+                sock, connected = ws_connect(emu, "project=test", tls=True)
+                self.assertEqual(connected["type"], "connected")
+                emu.wait_connections(1)
+                self.assertEqual(emu.publish()["delivered"], 0)  # no subscription yet
+                sock.close()
+                plain, connected = ws_connect(emu, "project=test", tls=False)
+                self.assertEqual(connected["type"], "connected")
+                plain.close()
+
+
+if __name__ == "__main__":
+    BINARY = sys.argv.pop(1)
+    unittest.main()

@@ -1,0 +1,233 @@
+// appwrite-emulator: a protocol-faithful stand-in for an Appwrite server (realtime, a few REST
+// endpoints, control endpoints for tests). See --help and DESIGN.md §6.
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include "core/log.hpp"
+#include "tests/emulator/engine.hpp"
+#include "tests/emulator/server.hpp"
+
+namespace {
+
+constexpr std::string_view kHelp = R"(usage: appwrite-emulator [options]
+
+A stand-in for an Appwrite server for tests, demos and benchmarks: the realtime WebSocket
+protocol (/v1/realtime), a few REST endpoints, and control endpoints to publish events.
+
+Options:
+  --listen HOST:PORT     address to listen on (default 127.0.0.1:8080; port 0 picks a free
+                         one). The first line on stdout is "listening on HOST:PORT".
+  --profile 1.9|1.8      behave like Appwrite 1.9.6 (default: URL and message subscriptions,
+                         subscription ids, ?jwt=) or 1.8.1 (URL subscriptions only)
+  --project ID           a known project id; repeatable (default: one project, "test").
+                         Other ids get error 1008 "Missing or unknown project ID".
+  --fixtures FILE        JSON seeding projects and users:
+                         {"projects": ["shop"],
+                          "users": [{"id": "alice", "email": "a@x.io", "password": "pw",
+                                     "name": "Alice", "teams": ["t1"], "labels": ["vip"],
+                                     "email_verified": true, "secret": "fixed-secret"}]}
+                         A user with "secret" gets a session whose token is
+                         base64({"id":"alice","secret":"fixed-secret"}).
+  --api-key KEY          the X-Appwrite-Key accepted by POST /v1/users/{id}/sessions and
+                         POST /v1/users/{id}/jwts (without it those endpoints answer 401)
+  --tls-cert FILE        PEM certificate chain; with --tls-key, connections that start with a
+  --tls-key FILE         TLS handshake are served as https/wss on the same port (plain ones too)
+  --dev-errors           do not mask error messages (Appwrite's development mode); by default
+                         messages of codes 0 and >= 500 read "Error: Server Error"
+  --log-level LEVEL      debug, info (default), warn or error; logs go to stderr
+  -h, --help             this text
+
+Realtime (GET /v1/realtime, WebSocket): project from X-Appwrite-Project then ?project= (1.8:
+the other way round); auth by cookie a_session_<project>[_legacy], X-Appwrite-Session,
+X-Fallback-Cookies, X-Appwrite-JWT or ?jwt= (1.9); channels[]=… in the URL; messages ping,
+authentication, and in 1.9 subscribe/unsubscribe. An Origin header must name host localhost.
+Limits: 32 messages per minute per connection (1013), frames over 64000 bytes drop the
+connection.
+
+REST (Appwrite models and error bodies):
+  GET  /v1/health/version           {"version": "1.9.6" | "1.8.1"}
+  GET  /v1/account                  the Account of the session or JWT; 401 otherwise
+  POST /v1/account/sessions/email   {"email","password"} -> Session; "secret" is the token
+  POST /v1/users/{id}/sessions      (X-Appwrite-Key) -> Session with the token in "secret"
+  POST /v1/users/{id}/jwts          (X-Appwrite-Key) {"sessionId"?, "duration"? seconds,
+                                    default 900, 0 = already expired} -> {"jwt"}
+
+Control (no authentication; loopback clients only):
+  POST /_emulator/publish      {"event": "databases.[databaseId].tables.[tableId].rows.[rowId].update",
+                                "params": {...}, "database_type": "tablesdb", "payload": {...},
+                                "read": ["any"], "project"?: ID}
+                               -> {"events","channels","timestamp","delivered"}
+  POST /_emulator/stream       a publish body plus "count" (default 1) and "rate" (events/s,
+                               0 = as fast as the readers take them); payloads get "seq"
+                               1..count; connections present at the start receive them
+                               -> {"sent","delivered","seconds"} when done
+  POST /_emulator/disconnect   {"user"?: ID (null: guests)} drops matching connections
+                               (all without "user") with a TCP close -> {"disconnected"}
+  GET  /_emulator/connections  [{"id","project","user","roles","channels","subscriptions",
+                               "remote"}]
+  POST /_emulator/users        {"id"?,"email"?,"password"?,"name"?,"teams"?,"labels"?,
+                                "secret"?} creates or replaces a user
+                               -> {"userId","session","sessionId"}
+
+SIGTERM and SIGINT stop the emulator with exit code 0.
+)";
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::cerr << "appwrite-emulator: " << message << " (see --help)\n";
+  std::exit(2);
+}
+
+boost::asio::ip::tcp::endpoint parse_listen(const std::string& text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos)
+    usage_error("--listen needs HOST:PORT");
+  auto host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host == "localhost")
+    host = "127.0.0.1";
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(host, ec);
+  if (ec)
+    usage_error("--listen: not an IP address: " + host);
+  unsigned long port = 0;
+  try {
+    std::size_t used = 0;
+    port = std::stoul(text.substr(colon + 1), &used);
+    if (used != text.size() - colon - 1 || port > 65535)
+      throw std::out_of_range("port");
+  } catch (const std::exception&) {
+    usage_error("--listen: invalid port in " + text);
+  }
+  return {address, static_cast<unsigned short>(port)};
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::cerr << "appwrite-emulator: cannot read " << path << "\n";
+    std::exit(1);
+  }
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace sluice::emulator;
+  Options options;
+  std::string listen = "127.0.0.1:8080";
+  std::string fixtures;
+  std::string tls_cert;
+  std::string tls_key;
+  std::vector<std::string_view> args(argv + 1, argv + argc);
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto arg = args[i];
+    const auto value = [&]() -> std::string {
+      if (i + 1 >= args.size())
+        usage_error(std::string(arg) + " needs a value");
+      return std::string(args[++i]);
+    };
+    if (arg == "-h" || arg == "--help") {
+      std::cout << kHelp;
+      return 0;
+    } else if (arg == "--listen") {
+      listen = value();
+    } else if (arg == "--profile") {
+      const auto p = value();
+      if (p == "1.9") {
+        options.profile = Profile::v1_9;
+      } else if (p == "1.8") {
+        options.profile = Profile::v1_8;
+      } else {
+        usage_error("--profile must be 1.9 or 1.8");
+      }
+    } else if (arg == "--project") {
+      options.projects.push_back(value());
+    } else if (arg == "--fixtures") {
+      fixtures = value();
+    } else if (arg == "--api-key") {
+      options.api_key = value();
+    } else if (arg == "--tls-cert") {
+      tls_cert = value();
+    } else if (arg == "--tls-key") {
+      tls_key = value();
+    } else if (arg == "--dev-errors") {
+      options.dev_errors = true;
+    } else if (arg == "--log-level") {
+      const auto level = sluice::log::parse_level(value());
+      if (!level)
+        usage_error("--log-level must be debug, info, warn or error");
+      sluice::log::configure(*level, sluice::log::Format::text);
+    } else {
+      usage_error("unknown option " + std::string(arg));
+    }
+  }
+  if (tls_cert.empty() != tls_key.empty())
+    usage_error("--tls-cert and --tls-key go together");
+  const auto where = parse_listen(listen);
+
+  // The io_context outlives nothing that uses it: the Engine holds peers whose sockets belong
+  // to it, so it is destroyed first.
+  boost::asio::io_context io(1);
+  Engine engine(std::move(options));
+  if (!fixtures.empty()) {
+    if (auto error = engine.load_fixtures(read_file(fixtures)); !error.empty()) {
+      std::cerr << "appwrite-emulator: " << fixtures << ": " << error << "\n";
+      return 1;
+    }
+  }
+
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  try {
+    if (!tls_cert.empty()) {
+      tls = std::make_shared<boost::asio::ssl::context>(boost::asio::ssl::context::tls_server);
+      tls->use_certificate_chain_file(tls_cert);
+      tls->use_private_key_file(tls_key, boost::asio::ssl::context::pem);
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "appwrite-emulator: TLS: " << e.what() << "\n";
+    return 1;
+  }
+
+  Server server(io, engine, tls);
+  boost::asio::ip::tcp::endpoint bound;
+  try {
+    bound = server.listen(where);
+  } catch (const std::exception& e) {
+    std::cerr << "appwrite-emulator: cannot listen on " << listen << ": " << e.what() << "\n";
+    return 1;
+  }
+  const auto address = bound.address().to_string();
+  std::printf("listening on %s:%u\n",
+              bound.address().is_v6() ? ("[" + address + "]").c_str() : address.c_str(),
+              static_cast<unsigned>(bound.port()));
+  std::fflush(stdout);
+  sluice::log::info("emulator", "started",
+                    {{"profile", std::string(engine.version())}, {"tls", tls ? "yes" : "no"}});
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int) {
+    if (ec)
+      return;
+    server.stop();
+    io.stop();
+  });
+  server.start();
+  io.run();
+  return 0;
+}
