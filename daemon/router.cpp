@@ -1,0 +1,127 @@
+#include "daemon/router.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace sluice {
+
+EventPattern::EventPattern(std::string_view pattern) : text_(pattern) {
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t dot = pattern.find('.', start);
+    const std::string_view segment = pattern.substr(start, dot - start);
+    wildcard_.push_back(segment == "*");
+    segments_.emplace_back(segment == "*" ? std::string_view{} : segment);
+    if (dot == std::string_view::npos)
+      break;
+    start = dot + 1;
+  }
+}
+
+bool EventPattern::matches(std::string_view event) const {
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < segments_.size(); ++i) {
+    if (start > event.size())
+      return false;  // the event has fewer segments
+    const std::size_t dot = event.find('.', start);
+    const bool last = i + 1 == segments_.size();
+    if (last != (dot == std::string_view::npos))
+      return false;  // segment counts differ
+    const std::string_view segment = event.substr(start, dot - start);
+    if (!wildcard_[i] && segment != segments_[i])
+      return false;
+    start = last ? event.size() + 1 : dot + 1;
+  }
+  return true;
+}
+
+Router::Router(const config::Config& config) {
+  routes_.reserve(config.routes.size());
+  for (const config::RouteConfig& rc : config.routes) {
+    Route route;
+    route.name = rc.name;
+    for (const std::string& channel : rc.channels) {
+      if (std::find(route.channels.begin(), route.channels.end(), channel) ==
+          route.channels.end()) {
+        route.channels.push_back(channel);
+      }
+    }
+    for (const std::string& pattern : rc.events)
+      route.events.emplace_back(pattern);
+    route.where = rc.where;
+    for (const std::string& sink_name : rc.sinks) {
+      std::size_t index = 0;
+      while (index < config.sinks.size() && config.sinks[index].name != sink_name)
+        ++index;
+      if (index == config.sinks.size()) {
+        throw std::invalid_argument("route \"" + rc.name + "\": unknown sink \"" + sink_name +
+                                    "\"");
+      }
+      if (std::find(route.sinks.begin(), route.sinks.end(), index) == route.sinks.end()) {
+        route.sinks.push_back(index);
+      }
+    }
+    const auto route_index = static_cast<std::uint32_t>(routes_.size());
+    for (const std::string& channel : route.channels) {
+      by_channel_[channel].push_back(route_index);
+      channels_.push_back(channel);
+    }
+    routes_.push_back(std::move(route));
+  }
+  std::sort(channels_.begin(), channels_.end());
+  channels_.erase(std::unique(channels_.begin(), channels_.end()), channels_.end());
+}
+
+bool Router::events_match(const Route& route, const Event& event) const {
+  if (route.events.empty())
+    return true;
+  for (const std::string_view name : event.events) {
+    for (const EventPattern& pattern : route.events) {
+      if (pattern.matches(name))
+        return true;
+    }
+  }
+  return false;
+}
+
+void Router::route(const Event& event, RouteResult& out) const {
+  out.clear();
+  auto& candidates = out.candidates_;
+  for (std::size_t c = 0; c < event.channels.size(); ++c) {
+    const auto found = by_channel_.find(event.channels[c]);
+    if (found == by_channel_.end())
+      continue;
+    for (const std::uint32_t r : found->second) {
+      candidates.push_back({r, static_cast<std::uint32_t>(c)});
+    }
+  }
+  if (candidates.empty())
+    return;
+  // File order of routes; for each route, the event's first channel it listens on.
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [](const auto& a, const auto& b) { return a.route < b.route; });
+  const auto last = std::unique(candidates.begin(), candidates.end(),
+                                [](const auto& a, const auto& b) { return a.route == b.route; });
+  candidates.erase(last, candidates.end());
+
+  const JsonBytes payload{event.payload.data(), event.payload.size(),
+                          event.payload.empty() ? 0 : event.readable_after(event.payload)};
+  for (const RouteResult::Candidate& candidate : candidates) {
+    const Route& route = routes_[candidate.route];
+    if (!events_match(route, event))
+      continue;
+    if (!route.where.empty() && !matches_all(route.where, payload))
+      continue;
+    out.matched.push_back(candidate.route);
+    for (const std::size_t sink : route.sinks) {
+      const bool already = std::any_of(out.targets.begin(), out.targets.end(),
+                                       [sink](const RouteTarget& t) { return t.sink == sink; });
+      if (!already) {
+        out.targets.push_back(
+            {sink, candidate.route, route.name, event.channels[candidate.channel]});
+      }
+    }
+  }
+}
+
+}  // namespace sluice

@@ -1,0 +1,724 @@
+#include "daemon/upstream/decoder.hpp"
+
+#include <simdjson.h>
+
+#include <charconv>
+#include <string>
+#include <utility>
+
+namespace sluice::upstream {
+namespace {
+
+namespace od = simdjson::ondemand;
+using std::chrono::milliseconds;
+
+static_assert(kJsonPadding >= simdjson::SIMDJSON_PADDING, "padding must satisfy simdjson");
+
+// Nesting deeper than this is rejected. It stays well below the parser's own max_depth (1024),
+// which On-Demand only guards with a debug assertion, and bounds the validating recursion.
+constexpr std::size_t kMaxDepth = 512;
+
+// Why a part of the frame was rejected: malformed JSON, or well-formed but of the wrong shape.
+enum class Status { ok, json, fields };
+
+constexpr std::string_view kJson = "json";
+constexpr std::string_view kFields = "fields";
+
+std::string_view reason(Status s) {
+  return s == Status::json ? kJson : kFields;
+}
+
+Status validate(od::value v, std::size_t depth);
+
+// Takes the next field of an object being iterated; its key must be read before its value.
+bool open_field(simdjson::simdjson_result<od::field> result, od::field& f, std::string_view& key) {
+  return std::move(result).get(f) == simdjson::SUCCESS &&
+         f.unescaped_key().get(key) == simdjson::SUCCESS;
+}
+
+Status validate_object(od::object o, std::size_t depth) {
+  if (depth > kMaxDepth)
+    return Status::json;
+  for (auto result : o) {
+    od::field f;
+    std::string_view key;
+    if (!open_field(std::move(result), f, key)) {
+      return Status::json;
+    }
+    if (validate(f.value(), depth + 1) != Status::ok)
+      return Status::json;
+  }
+  return Status::ok;
+}
+
+// Reads every byte of `v`, so that syntax errors inside values On-Demand would merely skip
+// (payloads, unknown keys) are caught before the raw bytes are forwarded.
+Status validate(od::value v, std::size_t depth) {
+  if (depth > kMaxDepth)
+    return Status::json;
+  od::json_type type;
+  if (v.type().get(type) != simdjson::SUCCESS)
+    return Status::json;
+  switch (type) {
+    case od::json_type::object: {
+      od::object o;
+      if (v.get_object().get(o) != simdjson::SUCCESS)
+        return Status::json;
+      return validate_object(o, depth);
+    }
+    case od::json_type::array: {
+      od::array a;
+      if (v.get_array().get(a) != simdjson::SUCCESS)
+        return Status::json;
+      for (auto result : a) {
+        od::value element;
+        if (result.get(element) != simdjson::SUCCESS)
+          return Status::json;
+        if (validate(element, depth + 1) != Status::ok)
+          return Status::json;
+      }
+      return Status::ok;
+    }
+    case od::json_type::string: {
+      std::string_view s;
+      return v.get_string().get(s) == simdjson::SUCCESS ? Status::ok : Status::json;
+    }
+    case od::json_type::number: {
+      // get_double, unlike get_number, accepts integers beyond 64 bits (PHP makes them floats).
+      double d = 0;
+      return v.get_double().get(d) == simdjson::SUCCESS ? Status::ok : Status::json;
+    }
+    case od::json_type::boolean: {
+      bool b = false;
+      return v.get_bool().get(b) == simdjson::SUCCESS ? Status::ok : Status::json;
+    }
+    case od::json_type::null: {
+      bool is_null = false;
+      return v.is_null().get(is_null) == simdjson::SUCCESS && is_null ? Status::ok : Status::json;
+    }
+  }
+  return Status::json;
+}
+
+// raw_json() and raw_json_token() include the whitespace that follows the value.
+std::string_view trim_trailing_space(std::string_view raw) {
+  while (!raw.empty() &&
+         (raw.back() == ' ' || raw.back() == '\n' || raw.back() == '\r' || raw.back() == '\t')) {
+    raw.remove_suffix(1);
+  }
+  return raw;
+}
+
+Status type_of(od::value& v, od::json_type& type) {
+  return v.type().get(type) == simdjson::SUCCESS ? Status::ok : Status::json;
+}
+
+// A number known to be one (type() said so): its written form, and its value when it is an
+// integer that fits in 64 bits.
+Status read_number(od::value v, std::string_view& raw, std::optional<std::int64_t>& integer) {
+  raw = trim_trailing_space(v.raw_json_token());
+  double d = 0;
+  if (v.get_double().get(d) != simdjson::SUCCESS)
+    return Status::json;
+  std::int64_t n = 0;
+  const auto [end, ec] = std::from_chars(raw.data(), raw.data() + raw.size(), n);
+  if (ec == std::errc{} && end == raw.data() + raw.size())
+    integer = n;
+  return Status::ok;
+}
+
+// An array of strings; the views point into the parser's string buffer (valid until the
+// next document).
+Status read_string_array(od::value v, std::vector<std::string_view>& out) {
+  out.clear();
+  od::json_type type;
+  if (type_of(v, type) != Status::ok)
+    return Status::json;
+  if (type != od::json_type::array)
+    return Status::fields;
+  od::array a;
+  if (v.get_array().get(a) != simdjson::SUCCESS)
+    return Status::json;
+  for (auto result : a) {
+    od::value element;
+    if (result.get(element) != simdjson::SUCCESS)
+      return Status::json;
+    if (type_of(element, type) != Status::ok)
+      return Status::json;
+    if (type != od::json_type::string)
+      return Status::fields;
+    std::string_view s;
+    if (element.get_string().get(s) != simdjson::SUCCESS)
+      return Status::json;
+    out.push_back(s);
+  }
+  return Status::ok;
+}
+
+Status read_string(od::value v, std::string& out) {
+  od::json_type type;
+  if (type_of(v, type) != Status::ok)
+    return Status::json;
+  if (type != od::json_type::string)
+    return Status::fields;
+  std::string_view s;
+  if (v.get_string().get(s) != simdjson::SUCCESS)
+    return Status::json;
+  out.assign(s);
+  return Status::ok;
+}
+
+// Reads an object value whose raw bytes are wanted too: `raw` covers `{`…`}` in the frame.
+Status read_raw_object(od::value v, std::string_view& raw, std::size_t depth) {
+  od::json_type type;
+  if (type_of(v, type) != Status::ok)
+    return Status::json;
+  if (type != od::json_type::object)
+    return Status::fields;
+  od::object o;
+  if (v.get_object().get(o) != simdjson::SUCCESS)
+    return Status::json;
+  if (o.raw_json().get(raw) != simdjson::SUCCESS)
+    return Status::json;
+  raw = trim_trailing_space(raw);
+  bool unused = false;
+  if (o.reset().get(unused) != simdjson::SUCCESS)
+    return Status::json;
+  return validate_object(o, depth);
+}
+
+enum class Type { unknown, event, connected, response, pong, error };
+
+Type classify(std::string_view type) {
+  if (type == "event")
+    return Type::event;
+  if (type == "connected")
+    return Type::connected;
+  if (type == "response")
+    return Type::response;
+  if (type == "pong")
+    return Type::pong;
+  if (type == "error")
+    return Type::error;
+  return Type::unknown;
+}
+
+}  // namespace
+
+std::optional<std::chrono::sys_time<milliseconds>> parse_timestamp(std::string_view s) {
+  std::size_t i = 0;
+  auto is_digit = [&](std::size_t at) { return at < s.size() && s[at] >= '0' && s[at] <= '9'; };
+  auto digits = [&](std::size_t n, int& out) {
+    out = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+      if (!is_digit(i + k))
+        return false;
+      out = out * 10 + (s[i + k] - '0');
+    }
+    i += n;
+    return true;
+  };
+  auto literal = [&](char c) {
+    if (i < s.size() && s[i] == c) {
+      ++i;
+      return true;
+    }
+    return false;
+  };
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, se = 0;
+  if (!digits(4, y) || !literal('-') || !digits(2, mo) || !literal('-') || !digits(2, d)) {
+    return std::nullopt;
+  }
+  if (!literal('T') && !literal(' '))
+    return std::nullopt;
+  if (!digits(2, h) || !literal(':') || !digits(2, mi) || !literal(':') || !digits(2, se)) {
+    return std::nullopt;
+  }
+  int ms = 0;
+  if (literal('.')) {
+    int taken = 0;
+    if (!is_digit(i))
+      return std::nullopt;
+    for (; is_digit(i); ++i) {
+      if (taken < 3) {
+        ms = ms * 10 + (s[i] - '0');
+        ++taken;
+      }
+    }
+    for (; taken < 3; ++taken)
+      ms *= 10;
+  }
+  int offset_minutes = 0;
+  const bool zulu = literal('Z');
+  if (!zulu && i < s.size() && (s[i] == '+' || s[i] == '-')) {
+    const int sign = s[i] == '-' ? -1 : 1;
+    ++i;
+    int oh = 0, om = 0;
+    if (!digits(2, oh))
+      return std::nullopt;
+    if (literal(':')) {
+      if (!digits(2, om))
+        return std::nullopt;
+    } else if (i < s.size() && !digits(2, om)) {
+      return std::nullopt;
+    }
+    if (oh > 23 || om > 59)
+      return std::nullopt;
+    offset_minutes = sign * (oh * 60 + om);
+  }
+  if (i != s.size())
+    return std::nullopt;
+  const std::chrono::year_month_day ymd{std::chrono::year{y},
+                                        std::chrono::month{static_cast<unsigned>(mo)},
+                                        std::chrono::day{static_cast<unsigned>(d)}};
+  if (!ymd.ok() || h > 23 || mi > 59 || se > 59)
+    return std::nullopt;
+  return std::chrono::sys_days{ymd} + std::chrono::hours{h} + std::chrono::minutes{mi} +
+         std::chrono::seconds{se} + milliseconds{ms} - std::chrono::minutes{offset_minutes};
+}
+
+struct FrameDecoder::Impl {
+  od::parser parser;
+  // Scratch reused across frames so a steady stream of events allocates only the Event.
+  std::vector<std::string_view> events;
+  std::vector<std::string_view> channels;
+  std::vector<std::string_view> subscriptions;
+
+  struct EventFields {
+    std::string_view data;
+    std::string_view payload;
+    std::string_view timestamp_text;  // into the parser's string buffer or the frame
+    std::optional<std::chrono::sys_time<milliseconds>> timestamp;
+    bool has_events = false;
+    bool has_channels = false;
+  };
+
+  Status read_timestamp(od::value v, EventFields& out) {
+    od::json_type type;
+    if (type_of(v, type) != Status::ok)
+      return Status::json;
+    if (type == od::json_type::string) {
+      if (v.get_string().get(out.timestamp_text) != simdjson::SUCCESS)
+        return Status::json;
+      out.timestamp = parse_timestamp(out.timestamp_text);
+      return Status::ok;
+    }
+    if (type == od::json_type::number) {  // Appwrite ≤ 0.15: Unix seconds
+      std::optional<std::int64_t> seconds;
+      if (read_number(v, out.timestamp_text, seconds) != Status::ok)
+        return Status::json;
+      // Beyond ±10^11 s (year 5138) the value is not a plausible Unix time; avoids overflow.
+      if (seconds && *seconds > -100000000000 && *seconds < 100000000000) {
+        out.timestamp = std::chrono::sys_time<milliseconds>{std::chrono::seconds{*seconds}};
+      }
+      return Status::ok;
+    }
+    return validate(v, 3);  // another type: forwarded as is, with the fallback time
+  }
+
+  Status read_event(od::value v, EventFields& out) {
+    od::json_type type;
+    if (type_of(v, type) != Status::ok)
+      return Status::json;
+    if (type != od::json_type::object)
+      return Status::fields;
+    od::object o;
+    if (v.get_object().get(o) != simdjson::SUCCESS)
+      return Status::json;
+    if (o.raw_json().get(out.data) != simdjson::SUCCESS)
+      return Status::json;
+    out.data = trim_trailing_space(out.data);
+    bool unused = false;
+    if (o.reset().get(unused) != simdjson::SUCCESS)
+      return Status::json;
+    subscriptions.clear();
+    for (auto result : o) {
+      od::field f;
+      std::string_view key;
+      if (!open_field(std::move(result), f, key)) {
+        return Status::json;
+      }
+      Status s = Status::ok;
+      if (key == "events") {
+        s = read_string_array(f.value(), events);
+        out.has_events = true;
+      } else if (key == "channels") {
+        s = read_string_array(f.value(), channels);
+        out.has_channels = true;
+      } else if (key == "subscriptions") {
+        s = read_string_array(f.value(), subscriptions);
+      } else if (key == "payload") {
+        s = read_raw_object(f.value(), out.payload, 3);
+      } else if (key == "timestamp") {
+        s = read_timestamp(f.value(), out);
+      } else {
+        s = validate(f.value(), 3);
+      }
+      if (s != Status::ok)
+        return s;
+    }
+    if (!out.has_events || !out.has_channels || out.payload.data() == nullptr) {
+      return Status::fields;
+    }
+    return Status::ok;
+  }
+
+  Status read_connected(od::value v, ConnectedFrame& out) {
+    od::json_type type;
+    if (type_of(v, type) != Status::ok)
+      return Status::json;
+    if (type != od::json_type::object)
+      return Status::fields;
+    od::object o;
+    if (v.get_object().get(o) != simdjson::SUCCESS)
+      return Status::json;
+    for (auto result : o) {
+      od::field f;
+      std::string_view key;
+      if (!open_field(std::move(result), f, key)) {
+        return Status::json;
+      }
+      Status s = Status::ok;
+      if (key == "channels") {
+        s = read_string_array(f.value(), channels);
+        out.channels.assign(channels.begin(), channels.end());
+      } else if (key == "subscriptions") {
+        s = read_slots(f.value(), out.subscriptions);
+      } else if (key == "user") {
+        od::value user = f.value();
+        if (type_of(user, type) != Status::ok)
+          return Status::json;
+        out.authenticated = type != od::json_type::null;
+        s = validate(user, 3);
+      } else {
+        s = validate(f.value(), 3);
+      }
+      if (s != Status::ok)
+        return s;
+    }
+    return Status::ok;
+  }
+
+  // PHP encodes slot → id as an array when the slots are 0..n-1, otherwise as an object.
+  static Status read_slots(od::value v, std::vector<ConnectedFrame::Subscription>& out) {
+    out.clear();
+    od::json_type type;
+    if (type_of(v, type) != Status::ok)
+      return Status::json;
+    auto read_id = [](od::value element, std::string& id) { return read_string(element, id); };
+    if (type == od::json_type::array) {
+      od::array a;
+      if (v.get_array().get(a) != simdjson::SUCCESS)
+        return Status::json;
+      for (auto result : a) {
+        od::value element;
+        if (result.get(element) != simdjson::SUCCESS)
+          return Status::json;
+        ConnectedFrame::Subscription sub{std::to_string(out.size()), {}};
+        if (const Status s = read_id(element, sub.id); s != Status::ok)
+          return s;
+        out.push_back(std::move(sub));
+      }
+      return Status::ok;
+    }
+    if (type != od::json_type::object)
+      return Status::fields;
+    od::object o;
+    if (v.get_object().get(o) != simdjson::SUCCESS)
+      return Status::json;
+    for (auto result : o) {
+      od::field f;
+      std::string_view key;
+      if (!open_field(std::move(result), f, key)) {
+        return Status::json;
+      }
+      ConnectedFrame::Subscription sub{std::string(key), {}};
+      if (const Status s = read_id(f.value(), sub.id); s != Status::ok)
+        return s;
+      out.push_back(std::move(sub));
+    }
+    return Status::ok;
+  }
+
+  static Status read_response(od::value v, ResponseFrame& out) {
+    od::json_type type;
+    if (type_of(v, type) != Status::ok)
+      return Status::json;
+    if (type != od::json_type::object)
+      return Status::fields;
+    od::object o;
+    if (v.get_object().get(o) != simdjson::SUCCESS)
+      return Status::json;
+    bool has_to = false;
+    for (auto result : o) {
+      od::field f;
+      std::string_view key;
+      if (!open_field(std::move(result), f, key)) {
+        return Status::json;
+      }
+      Status s = Status::ok;
+      if (key == "to") {
+        s = read_string(f.value(), out.to);
+        has_to = true;
+      } else if (key == "success") {
+        od::value success = f.value();
+        if (type_of(success, type) != Status::ok)
+          return Status::json;
+        if (type != od::json_type::boolean)
+          return Status::fields;
+        if (success.get_bool().get(out.success) != simdjson::SUCCESS)
+          return Status::json;
+      } else if (key == "subscriptions") {
+        s = read_subscription_entries(f.value(), out.subscription_ids);
+      } else {
+        s = validate(f.value(), 3);
+      }
+      if (s != Status::ok)
+        return s;
+    }
+    return has_to ? Status::ok : Status::fields;
+  }
+
+  static Status read_subscription_entries(od::value v, std::vector<std::string>& ids) {
+    ids.clear();
+    od::json_type type;
+    if (type_of(v, type) != Status::ok)
+      return Status::json;
+    if (type != od::json_type::array)
+      return Status::fields;
+    od::array a;
+    if (v.get_array().get(a) != simdjson::SUCCESS)
+      return Status::json;
+    for (auto result : a) {
+      od::value element;
+      if (result.get(element) != simdjson::SUCCESS)
+        return Status::json;
+      if (type_of(element, type) != Status::ok)
+        return Status::json;
+      if (type != od::json_type::object)
+        return Status::fields;
+      od::object entry;
+      if (element.get_object().get(entry) != simdjson::SUCCESS)
+        return Status::json;
+      for (auto field_result : entry) {
+        od::field f;
+        std::string_view key;
+        if (!open_field(std::move(field_result), f, key)) {
+          return Status::json;
+        }
+        Status s = Status::ok;
+        if (key == "subscriptionId") {
+          s = read_string(f.value(), ids.emplace_back());
+        } else {
+          s = validate(f.value(), 5);
+        }
+        if (s != Status::ok)
+          return s;
+      }
+    }
+    return Status::ok;
+  }
+
+  static Status read_error(od::value v, ErrorFrame& out) {
+    od::json_type type;
+    if (type_of(v, type) != Status::ok)
+      return Status::json;
+    if (type != od::json_type::object)
+      return Status::fields;
+    od::object o;
+    if (v.get_object().get(o) != simdjson::SUCCESS)
+      return Status::json;
+    bool has_code = false;
+    for (auto result : o) {
+      od::field f;
+      std::string_view key;
+      if (!open_field(std::move(result), f, key)) {
+        return Status::json;
+      }
+      Status s = Status::ok;
+      if (key == "code") {
+        od::value code = f.value();
+        if (type_of(code, type) != Status::ok)
+          return Status::json;
+        if (type != od::json_type::number)
+          return Status::fields;
+        std::string_view raw;
+        std::optional<std::int64_t> integer;
+        if (read_number(code, raw, integer) != Status::ok)
+          return Status::json;
+        if (!integer)
+          return Status::fields;
+        out.code = *integer;
+        has_code = true;
+      } else if (key == "message") {
+        s = read_string(f.value(), out.message);
+      } else {
+        s = validate(f.value(), 3);
+      }
+      if (s != Status::ok)
+        return s;
+    }
+    return has_code ? Status::ok : Status::fields;
+  }
+};
+
+FrameDecoder::FrameDecoder() : impl_(std::make_unique<Impl>()) {}
+FrameDecoder::~FrameDecoder() = default;
+
+DecodedFrame FrameDecoder::decode(std::string frame, bool binary,
+                                  std::chrono::steady_clock::time_point received,
+                                  std::chrono::system_clock::time_point received_wall) {
+  DecodedFrame out;
+  auto invalid = [&out](std::string_view why) {
+    out = DecodedFrame{};
+    out.kind = FrameKind::invalid;
+    out.invalid_reason = why;
+    return std::move(out);
+  };
+  if (binary)
+    return invalid("binary");
+  if (frame.capacity() < frame.size() + kJsonPadding)
+    frame.reserve(frame.size() + kJsonPadding);
+
+  od::parser& parser = impl_->parser;
+  od::document doc;
+  if (parser.iterate(frame.data(), frame.size(), frame.capacity()).get(doc) != simdjson::SUCCESS) {
+    return invalid(kJson);
+  }
+  od::object top;
+  if (doc.get_object().get(top) != simdjson::SUCCESS)
+    return invalid(kJson);
+
+  // `type` first (PHP writes it first, so this is normally the first key), then one pass over
+  // every key, `data` included, in document order.
+  Type type = Type::unknown;
+  {
+    od::value type_value;
+    const auto err = top.find_field_unordered("type").get(type_value);
+    if (err == simdjson::NO_SUCH_FIELD)
+      return invalid("type");
+    if (err != simdjson::SUCCESS)
+      return invalid(kJson);
+    od::json_type json_type;
+    if (type_value.type().get(json_type) != simdjson::SUCCESS)
+      return invalid(kJson);
+    std::string_view text;
+    if (json_type != od::json_type::string)
+      return invalid("type");
+    if (type_value.get_string().get(text) != simdjson::SUCCESS)
+      return invalid(kJson);
+    type = classify(text);
+    if (type == Type::unknown)
+      return invalid("type");
+  }
+  doc.rewind();
+  if (doc.get_object().get(top) != simdjson::SUCCESS)
+    return invalid(kJson);
+
+  Impl::EventFields fields;
+  bool has_data = false;
+  for (auto result : top) {
+    od::field f;
+    std::string_view key;
+    if (!open_field(std::move(result), f, key)) {
+      return invalid(kJson);
+    }
+    Status s = Status::ok;
+    if (key == "data" && !has_data) {
+      has_data = true;
+      switch (type) {
+        case Type::event:
+          s = impl_->read_event(f.value(), fields);
+          break;
+        case Type::connected:
+          s = impl_->read_connected(f.value(), out.connected);
+          break;
+        case Type::response:
+          s = Impl::read_response(f.value(), out.response);
+          break;
+        case Type::error:
+          s = Impl::read_error(f.value(), out.error);
+          break;
+        case Type::pong:
+        case Type::unknown:
+          s = validate(f.value(), 2);
+          break;
+      }
+    } else {
+      s = validate(f.value(), 2);
+    }
+    if (s != Status::ok)
+      return invalid(reason(s));
+  }
+  // Anything after the top-level object is garbage; current_location fails only at the end.
+  if (const char* trailing = nullptr; doc.current_location().get(trailing) == simdjson::SUCCESS) {
+    return invalid(kJson);
+  }
+  if (!has_data && type != Type::pong)
+    return invalid(kFields);
+
+  switch (type) {
+    case Type::connected:
+      out.kind = FrameKind::connected;
+      return out;
+    case Type::response:
+      out.kind = FrameKind::response;
+      return out;
+    case Type::pong:
+      out.kind = FrameKind::pong;
+      return out;
+    case Type::error:
+      out.kind = FrameKind::error;
+      return out;
+    case Type::event:
+    case Type::unknown:
+      break;
+  }
+
+  // Copy the unescaped strings into Event::strings, reserved once so the views stay put, then
+  // move the frame in and rebase the raw views by offset.
+  auto event = std::make_shared<Event>();
+  std::size_t total = fields.timestamp_text.size();
+  for (const auto* list : {&impl_->events, &impl_->channels, &impl_->subscriptions}) {
+    for (const std::string_view s : *list)
+      total += s.size();
+  }
+  event->strings.reserve(total);
+  auto keep = [&event](std::string_view s) {
+    const std::size_t at = event->strings.size();
+    event->strings.append(s);
+    return std::string_view(event->strings.data() + at, s.size());
+  };
+  auto keep_all = [&keep](const std::vector<std::string_view>& from,
+                          std::vector<std::string_view>& to) {
+    to.reserve(from.size());
+    for (const std::string_view s : from)
+      to.push_back(keep(s));
+  };
+  keep_all(impl_->events, event->events);
+  keep_all(impl_->channels, event->channels);
+  keep_all(impl_->subscriptions, event->subscriptions);
+  event->timestamp_text = keep(fields.timestamp_text);
+
+  const auto data_at = static_cast<std::size_t>(fields.data.data() - frame.data());
+  const auto payload_at = static_cast<std::size_t>(fields.payload.data() - frame.data());
+  const std::size_t needed = frame.size() + kJsonPadding;
+  event->frame = std::move(frame);
+  if (event->frame.capacity() < needed)
+    event->frame.reserve(needed);
+  event->data = std::string_view(event->frame).substr(data_at, fields.data.size());
+  event->payload = std::string_view(event->frame).substr(payload_at, fields.payload.size());
+  if (fields.timestamp) {
+    event->timestamp = *fields.timestamp;
+  } else {
+    event->timestamp = std::chrono::time_point_cast<milliseconds>(received_wall);
+    out.timestamp_fallback = true;
+  }
+  event->id = make_event_id(event->data);
+  event->received = received;
+  out.kind = FrameKind::event;
+  out.event = std::move(event);
+  return out;
+}
+
+}  // namespace sluice::upstream
