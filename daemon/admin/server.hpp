@@ -1,0 +1,73 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/system/error_code.hpp>
+
+#include "config/config.hpp"
+#include "core/metrics.hpp"
+#include "daemon/admin/routes.hpp"
+
+namespace sluice::admin {
+
+// Bounds that keep a slow or hostile client from holding the admin server's resources.
+struct Limits {
+  // Time allowed to receive one whole request (headers and body), including the wait for the
+  // next request on a kept-alive connection. A client that stalls mid-request is dropped.
+  std::chrono::steady_clock::duration read_timeout = std::chrono::seconds(10);
+  // Time allowed to send one response to a client that does not read it.
+  std::chrono::steady_clock::duration write_timeout = std::chrono::seconds(10);
+  // Connections beyond this many are accepted and closed at once.
+  std::size_t max_connections = 64;
+  std::uint32_t header_limit = 8 * 1024;  // bytes; larger headers get 431
+  std::uint64_t body_limit = 4 * 1024;    // bytes; larger bodies get 413
+};
+
+// The HTTP/1.1 admin endpoint: /metrics, /healthz, /readyz, /status (DESIGN.md §5).
+//
+// Owned by the daemon's App. Every operation, and every call to the handlers, runs on the
+// daemon's single-threaded event loop (`loop`); construct, listen, start and stop it from that
+// thread. Requests are tiny and everything it reads is atomics or loop-owned state, so it never
+// blocks the event flow; and because /healthz is answered by the loop itself, a stuck loop
+// fails the probe. Sessions share the server's state through a shared_ptr, so destroying the
+// server (which stops it) while sessions are still unwinding on the loop is safe. `metrics`
+// must outlive the loop's last run.
+class AdminServer {
+ public:
+  using Handlers = admin::Handlers;
+
+  // An empty `token` means no authentication; otherwise /metrics and /status require
+  // `Authorization: Bearer <token>`. /healthz and /readyz always stay open for probes.
+  AdminServer(boost::asio::any_io_executor loop, Metrics& metrics, Handlers handlers,
+              config::Secret token, Limits limits = {});
+  ~AdminServer();
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  // Binds and listens. `host` is an IP address (IPv6 may be bracketed) or a name resolved
+  // once, synchronously (start-up only). Port 0 picks a free port: see local_endpoint().
+  boost::system::error_code listen(const std::string& host, std::uint16_t port);
+  boost::asio::ip::tcp::endpoint local_endpoint() const;
+
+  // Starts accepting (after a successful listen()). Returns at once; serving happens on the loop.
+  void start();
+  // Closes the acceptor and every open connection at once; their coroutines finish on the
+  // loop's next turns, after which the server holds no work and the loop can finish.
+  // Idempotent.
+  void stop();
+
+  // Connections currently open (for /status and tests).
+  std::size_t connection_count() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace sluice::admin
