@@ -18,10 +18,14 @@ std::atomic<Format> g_format{Format::text};
 
 std::string_view level_name(Level level) {
   switch (level) {
-    case Level::debug: return "debug";
-    case Level::info: return "info";
-    case Level::warn: return "warn";
-    case Level::error: return "error";
+    case Level::debug:
+      return "debug";
+    case Level::info:
+      return "info";
+    case Level::warn:
+      return "warn";
+    case Level::error:
+      return "error";
   }
   return "info";
 }
@@ -54,11 +58,14 @@ void configure(Level level, Format format) {
   g_format.store(format);
 }
 
-bool enabled(Level level) { return level >= g_level.load(std::memory_order_relaxed); }
+bool enabled(Level level) {
+  return level >= g_level.load(std::memory_order_relaxed);
+}
 
 void write(Level level, std::string_view component, std::string_view message,
            std::initializer_list<Field> fields) {
-  if (!enabled(level)) return;
+  if (!enabled(level))
+    return;
   std::string line;
   line.reserve(128);
   if (g_format.load(std::memory_order_relaxed) == Format::json) {
@@ -97,24 +104,32 @@ void write(Level level, std::string_view component, std::string_view message,
   std::size_t left = line.size();
   while (left > 0) {
     const ssize_t n = ::write(STDERR_FILENO, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return;
     p += n;
     left -= static_cast<std::size_t>(n);
   }
 }
 
 std::optional<Level> parse_level(std::string_view text) {
-  if (text == "debug") return Level::debug;
-  if (text == "info") return Level::info;
-  if (text == "warn" || text == "warning") return Level::warn;
-  if (text == "error") return Level::error;
+  if (text == "debug")
+    return Level::debug;
+  if (text == "info")
+    return Level::info;
+  if (text == "warn" || text == "warning")
+    return Level::warn;
+  if (text == "error")
+    return Level::error;
   return std::nullopt;
 }
 
 std::optional<Format> parse_format(std::string_view text) {
-  if (text == "text") return Format::text;
-  if (text == "json") return Format::json;
+  if (text == "text")
+    return Format::text;
+  if (text == "json")
+    return Format::json;
   return std::nullopt;
 }
 

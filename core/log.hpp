@@ -26,7 +26,8 @@ void write(Level level, std::string_view component, std::string_view message,
            std::initializer_list<Field> fields = {});
 
 inline void debug(std::string_view c, std::string_view m, std::initializer_list<Field> f = {}) {
-  if (enabled(Level::debug)) write(Level::debug, c, m, f);
+  if (enabled(Level::debug))
+    write(Level::debug, c, m, f);
 }
 inline void info(std::string_view c, std::string_view m, std::initializer_list<Field> f = {}) {
   write(Level::info, c, m, f);

@@ -94,19 +94,27 @@ std::string Metrics::render() const {
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 
-prometheus::Gauge& Metrics::upstream_connected() { return upstream_connected_->Add({}); }
+prometheus::Gauge& Metrics::upstream_connected() {
+  return upstream_connected_->Add({});
+}
 prometheus::Counter& Metrics::connects(bool success) {
   return connects_->Add({{"result", success ? "success" : "failure"}});
 }
 prometheus::Counter& Metrics::disconnects(std::string_view reason) {
   return disconnects_->Add({{"reason", std::string(reason)}});
 }
-prometheus::Counter& Metrics::gap_seconds() { return gap_seconds_->Add({}); }
+prometheus::Counter& Metrics::gap_seconds() {
+  return gap_seconds_->Add({});
+}
 prometheus::Counter& Metrics::frames_invalid(std::string_view reason) {
   return frames_invalid_->Add({{"reason", std::string(reason)}});
 }
-prometheus::Counter& Metrics::events_received() { return events_received_->Add({}); }
-prometheus::Counter& Metrics::events_unmatched() { return events_unmatched_->Add({}); }
+prometheus::Counter& Metrics::events_received() {
+  return events_received_->Add({});
+}
+prometheus::Counter& Metrics::events_unmatched() {
+  return events_unmatched_->Add({});
+}
 prometheus::Counter& Metrics::routed(std::string_view route) {
   return routed_->Add({{"route", std::string(route)}});
 }
@@ -124,9 +132,9 @@ SinkMetrics Metrics::sink(std::string_view name) {
   m.queue_bytes = &sink_queue_bytes_->Add({{"sink", n}});
   // Sub-millisecond local writes up to minutes of webhook retries.
   m.delivery_seconds = &sink_delivery_seconds_->Add(
-      {{"sink", n}}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                                              0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
-                                                              5, 10, 30, 60, 300});
+      {{"sink", n}},
+      prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                              0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300});
   auto* family = sink_failed_;
   m.failed = [family, n](std::string_view reason) -> prometheus::Counter& {
     return family->Add({{"sink", n}, {"reason", std::string(reason)}});

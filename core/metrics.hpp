@@ -43,7 +43,8 @@ class Metrics {
   prometheus::Counter& connects(bool success);
   prometheus::Counter& disconnects(std::string_view reason);
   prometheus::Counter& gap_seconds();
-  prometheus::Counter& frames_invalid(std::string_view reason);  // sluice_upstream_frames_invalid_total
+  prometheus::Counter& frames_invalid(
+      std::string_view reason);  // sluice_upstream_frames_invalid_total
 
   // Events and routes.
   prometheus::Counter& events_received();

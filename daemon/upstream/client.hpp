@@ -1,0 +1,116 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "config/config.hpp"
+#include "core/event.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
+#include "daemon/upstream/credentials.hpp"
+#include "daemon/upstream/decoder.hpp"
+#include "daemon/upstream/endpoint.hpp"
+#include "daemon/upstream/reconnect_policy.hpp"
+
+namespace sluice::upstream {
+
+// What to subscribe to: the union of the routes' channels (URL mode) and one subscription per
+// route (message mode, Appwrite ≥ 1.9.5).
+struct Subscription {
+  struct Entry {
+    std::string id;  // client-chosen subscription id, stable per route name
+    std::vector<std::string> channels;
+  };
+  std::vector<std::string> channels;
+  std::vector<Entry> entries;
+};
+
+// A subscription id for a route: 20 hex digits derived from its name, so a reconnect or a
+// restart re-subscribes under the same id (Appwrite's Key rules allow at most 36 characters).
+std::string subscription_id(std::string_view route_name);
+
+// Holds the one authenticated Realtime subscription: connects (TCP or TLS, no Origin header),
+// authenticates at handshake, subscribes (URL or messages), pings every `heartbeat`, treats a
+// silent interval as a dead connection, and reconnects with the ReconnectPolicy's backoff.
+// Decoded events go to `on_event`, which the client awaits before reading the next frame, so a
+// full buffer in `block` mode stops reading the socket (TCP backpressure upstream).
+//
+// Owned by the App; runs entirely on the daemon's event loop (single-threaded executor).
+class RealtimeClient {
+ public:
+  enum class State { idle, connecting, connected, subscribed, backing_off, stopped };
+  using EventHandler = std::function<boost::asio::awaitable<void>(EventPtr)>;
+
+  struct Status {
+    State state = State::idle;
+    std::string mode;            // "url" or "message" once known
+    std::string server_version;  // from /health/version when probed
+    std::vector<std::string> channels;
+    std::string last_error;
+    std::uint64_t connects = 0;                     // successful connects since start
+    std::chrono::system_clock::time_point since{};  // when `state` was entered
+  };
+
+  RealtimeClient(boost::asio::any_io_executor loop, const config::AppwriteConfig& config,
+                 Subscription subscription, Metrics& metrics, EventHandler on_event);
+  ~RealtimeClient();
+
+  // Fails (returns false, sets `error`) only for local set-up problems: a bad endpoint or TLS
+  // files that cannot be loaded.
+  bool init(std::string& error);
+  void start();
+  // Stops reading and closes the socket; `stopped()` completes once the session has ended.
+  void stop();
+  boost::asio::awaitable<void> stopped();
+
+  const Status& status() const { return status_; }
+  bool subscribed() const { return status_.state == State::subscribed; }
+
+ private:
+  struct SessionEnd {
+    std::string reason;  // metric label of sluice_upstream_disconnects_total
+    bool fatal = false;  // a 1008 error: a configuration problem on our side
+    bool auth_rejected = false;
+    bool reached_connected = false;
+  };
+  class Session;
+
+  boost::asio::awaitable<void> run();
+  boost::asio::awaitable<std::string> choose_mode();
+  template <class Ws>
+  boost::asio::awaitable<SessionEnd> talk(Ws& ws, const std::string& mode);
+  void set_state(State state);
+  void note_error(std::string error);
+
+  boost::asio::any_io_executor loop_;
+  config::AppwriteConfig config_;
+  Subscription subscription_;
+  Metrics& metrics_;
+  EventHandler on_event_;
+  Endpoint rest_endpoint_;
+  Endpoint realtime_endpoint_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;
+  std::unique_ptr<Credentials> credentials_;
+  ReconnectPolicy policy_;
+  FrameDecoder decoder_;
+  Status status_;
+  bool stopping_ = false;
+  bool running_ = false;
+  boost::asio::steady_timer backoff_timer_;
+  boost::asio::steady_timer done_timer_;  // cancelled when run() returns: stopped() waits on it
+  std::function<void()> close_socket_;    // set while a session is open
+  std::chrono::steady_clock::time_point down_since_{};
+  bool ever_subscribed_ = false;
+  log::RateLimiter invalid_log_{5, std::chrono::seconds(10)};
+};
+
+}  // namespace sluice::upstream

@@ -1,0 +1,157 @@
+#include "daemon/upstream/credentials.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+#include <boost/url/encode.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
+
+#include "core/json.hpp"
+#include "core/log.hpp"
+
+namespace sluice::upstream {
+
+namespace http = boost::beast::http;
+using Awaitable = boost::asio::awaitable<std::optional<Headers>>;
+
+namespace {
+
+constexpr std::chrono::milliseconds kRestTimeout{10000};
+
+Headers one_header(std::string name, std::string value) {
+  Headers h;
+  h.emplace_back(std::move(name), std::move(value));
+  return h;
+}
+
+Headers session_headers(const std::string& project, const std::string& token) {
+  // The cookie works on every Appwrite version; X-Appwrite-Session only since 1.5.
+  return one_header("Cookie", "a_session_" + project + "=" + token);
+}
+
+std::string json_string_field(const std::string& body, std::string_view key) {
+  boost::system::error_code ec;
+  const auto v = boost::json::parse(body, ec);
+  if (ec || !v.is_object())
+    return {};
+  const auto* f = v.as_object().if_contains(key);
+  return f != nullptr && f->is_string() ? std::string(f->as_string()) : std::string{};
+}
+
+// A server-side failure summarised without echoing the body, which may hold a secret.
+std::string rest_failure(const RestResponse& r) {
+  if (!r.error.empty())
+    return r.error;
+  const auto message = json_string_field(r.body, "message");
+  return "HTTP " + std::to_string(r.status) + (message.empty() ? "" : ": " + message);
+}
+
+class StaticCredentials final : public Credentials {
+ public:
+  StaticCredentials(Headers headers, std::string_view kind)
+      : headers_(std::move(headers)), kind_(kind) {}
+  Awaitable headers(std::string&) override { co_return headers_; }
+  std::string_view kind() const override { return kind_; }
+
+ private:
+  Headers headers_;
+  std::string_view kind_;
+};
+
+// Mints a fresh JWT for the service user before every connect, so a long-running daemon
+// never depends on a token that expires (Appwrite checks a JWT only at handshake).
+class ApiKeyCredentials final : public Credentials {
+ public:
+  ApiKeyCredentials(const config::AppwriteConfig& a, RestTarget rest)
+      : project_(a.project),
+        user_id_(a.auth.user_id),
+        key_(a.auth.api_key),
+        rest_(std::move(rest)) {}
+
+  Awaitable headers(std::string& error) override {
+    const auto path =
+        "/users/" + boost::urls::encode(user_id_, boost::urls::unreserved_chars) + "/jwts";
+    Headers headers;  // a local: GCC 12 miscompiles braced temporaries inside co_await
+    headers.emplace_back("X-Appwrite-Project", project_);
+    headers.emplace_back("X-Appwrite-Key", key_.reveal());
+    const auto r = co_await rest_call(rest_.endpoint, rest_.tls.get(), rest_.verify,
+                                      http::verb::post, path, headers, "{}", kRestTimeout);
+    if (r.status / 100 != 2) {
+      error = "minting a JWT for user " + user_id_ + " failed: " + rest_failure(r);
+      co_return std::nullopt;
+    }
+    auto jwt = json_string_field(r.body, "jwt");
+    if (jwt.empty()) {
+      error = "minting a JWT: the response has no jwt";
+      co_return std::nullopt;
+    }
+    co_return one_header("X-Appwrite-JWT", std::move(jwt));
+  }
+  std::string_view kind() const override { return "api_key"; }
+
+ private:
+  std::string project_, user_id_;
+  config::Secret key_;
+  RestTarget rest_;
+};
+
+// Creates an email session once and reuses it until the server rejects it.
+class EmailCredentials final : public Credentials {
+ public:
+  EmailCredentials(const config::AppwriteConfig& a, RestTarget rest)
+      : project_(a.project),
+        email_(a.auth.email),
+        password_(a.auth.password),
+        rest_(std::move(rest)) {}
+
+  Awaitable headers(std::string& error) override {
+    if (session_.empty()) {
+      std::string body = "{\"email\":";
+      append_json_string(body, email_);
+      body += ",\"password\":";
+      append_json_string(body, password_.reveal());
+      body += "}";
+      const Headers headers = one_header("X-Appwrite-Project", project_);
+      const auto r =
+          co_await rest_call(rest_.endpoint, rest_.tls.get(), rest_.verify, http::verb::post,
+                             "/account/sessions/email", headers, std::move(body), kRestTimeout);
+      if (r.status / 100 != 2) {
+        error = "creating an email session for " + email_ + " failed: " + rest_failure(r);
+        co_return std::nullopt;
+      }
+      session_ = config::Secret(json_string_field(r.body, "secret"));
+      if (session_.empty()) {
+        error = "creating an email session: the response has no secret";
+        co_return std::nullopt;
+      }
+    }
+    co_return session_headers(project_, session_.reveal());
+  }
+  void rejected() override { session_ = {}; }
+  std::string_view kind() const override { return "email"; }
+
+ private:
+  std::string project_, email_;
+  config::Secret password_;
+  config::Secret session_;
+  RestTarget rest_;
+};
+
+}  // namespace
+
+std::unique_ptr<Credentials> make_credentials(const config::AppwriteConfig& a, RestTarget rest) {
+  switch (a.auth.kind) {
+    case config::AuthConfig::Kind::session:
+      return std::make_unique<StaticCredentials>(
+          session_headers(a.project, a.auth.session.reveal()), "session");
+    case config::AuthConfig::Kind::jwt:
+      return std::make_unique<StaticCredentials>(one_header("X-Appwrite-JWT", a.auth.jwt.reveal()),
+                                                 "jwt");
+    case config::AuthConfig::Kind::api_key:
+      return std::make_unique<ApiKeyCredentials>(a, std::move(rest));
+    case config::AuthConfig::Kind::email_password:
+      return std::make_unique<EmailCredentials>(a, std::move(rest));
+  }
+  return nullptr;
+}
+
+}  // namespace sluice::upstream
