@@ -19,6 +19,7 @@
 #include "core/metrics.hpp"
 #include "daemon/admin/server.hpp"
 #include "daemon/router.hpp"
+#include "daemon/systemd_notify.hpp"
 #include "daemon/upstream/client.hpp"
 #include "sinks/blocking_pool.hpp"
 #include "sinks/factory.hpp"
@@ -78,6 +79,8 @@ class App {
       w->start();
     admin_->start();
     client_->start();
+    notify_.start_watchdog(io_.get_executor());
+    notify_.ready();
     log::info("app", "started",
               {{"version", SLUICE_VERSION},
                {"sinks", std::to_string(workers_.size())},
@@ -90,6 +93,12 @@ class App {
 
  private:
   bool build() {
+    if (config_.admin.tls) {
+      log::error("admin",
+                 "admin.tls is not supported yet; serve the admin port on loopback or "
+                 "behind a TLS-terminating proxy");
+      return false;
+    }
     router_ = std::make_shared<const Router>(config_);
     for (const auto& route : config_.routes)
       routed_.push_back(&metrics_.routed(route.name));
@@ -101,8 +110,13 @@ class App {
         log::error("app", "cannot create sink", {{"sink", sink.name}, {"error", error}});
         return false;
       }
-      workers_.push_back(std::make_unique<sinks::SinkWorker>(io_.get_executor(), std::move(s), sink,
-                                                             metrics_.sink(sink.name), pool_));
+      try {
+        workers_.push_back(std::make_unique<sinks::SinkWorker>(
+            io_.get_executor(), std::move(s), sink, metrics_.sink(sink.name), pool_));
+      } catch (const std::exception& e) {  // e.g. a disk buffer directory that cannot be used
+        log::error("app", "cannot create sink", {{"sink", sink.name}, {"error", e.what()}});
+        return false;
+      }
     }
 
     upstream::Subscription subscription;
@@ -223,10 +237,13 @@ class App {
       if (ec)
         co_return;
       if (sig == SIGHUP) {
+        notify_.reloading();
         reload();
+        notify_.ready();  // also after a rejected reload: the old configuration keeps running
         continue;
       }
       log::info("app", "stopping", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+      notify_.stopping();
       co_await shutdown();
       co_return;
     }
@@ -269,6 +286,7 @@ class App {
 
   config::Config config_;
   asio::io_context io_{1};
+  SystemdNotifier notify_;  // after io_: its watchdog timer must go before the io_context
   sinks::BlockingPool pool_;
   Metrics metrics_;
   std::shared_ptr<const Router> router_;
@@ -283,7 +301,10 @@ class App {
 
 }  // namespace
 
-int run_daemon(const Options& /*options*/, config::Config config) {
+int run_daemon(const Options& options, config::Config config) {
+  if (options.watch_config) {
+    log::warn("config", "--watch-config is not supported yet; send SIGHUP to re-validate");
+  }
   App app(std::move(config));
   return app.run();
 }

@@ -19,10 +19,10 @@ inline constexpr int kExitRuntime = 3;
 struct Options {
   std::string config_path;
   bool check_config = false;
-  bool watch_config = false;                 // reload when the file changes (issue 7)
-  std::optional<std::string> admin_listen;   // HOST:PORT, overrides admin.listen
-  std::optional<log::Level> log_level;       // overrides log.level
-  std::optional<log::Format> log_format;     // overrides log.format
+  bool watch_config = false;                // reload when the file changes (issue 7)
+  std::optional<std::string> admin_listen;  // HOST:PORT, overrides admin.listen
+  std::optional<log::Level> log_level;      // overrides log.level
+  std::optional<log::Format> log_format;    // overrides log.format
   bool version = false;
   bool help = false;
 };

@@ -4,25 +4,28 @@
 #include <variant>
 
 #include "sinks/file/file_sink.hpp"
+#include "sinks/kafka/kafka_sink.hpp"
+#include "sinks/webhook/webhook_sink.hpp"
 
 namespace sluice::sinks {
 
 std::unique_ptr<Sink> make_sink(const config::SinkConfig& config, std::string project,
                                 BlockingPool& pool, boost::asio::any_io_executor loop,
                                 std::string& error) {
-  (void)loop;  // the network sinks (kafka, webhook) will run their I/O on it
   return std::visit(
       [&](const auto& settings) -> std::unique_ptr<Sink> {
         using T = std::decay_t<decltype(settings)>;
         if constexpr (std::is_same_v<T, config::FileSinkConfig>) {
           return std::make_unique<FileSink>(settings, std::move(project), pool);
         } else if constexpr (std::is_same_v<T, config::KafkaSinkConfig>) {
-          error = "sink \"" + config.name + "\": type kafka is not supported yet";
-          return nullptr;
+          std::string why;
+          auto sink = KafkaSink::create(settings, std::move(project), pool, loop, why);
+          if (!sink)
+            error = "sink \"" + config.name + "\": " + why;
+          return sink;
         } else {
           static_assert(std::is_same_v<T, config::WebhookSinkConfig>);
-          error = "sink \"" + config.name + "\": type webhook is not supported yet";
-          return nullptr;
+          return WebhookSink::create(loop, settings, config.name, std::move(project), error);
         }
       },
       config.settings);

@@ -59,7 +59,41 @@ SinkWorker::SinkWorker(asio::any_io_executor loop, std::unique_ptr<Sink> sink,
       backoff_timer_(loop) {
   if (metrics_.failed)
     dropped_full_ = &metrics_.failed("dropped_full");
+  if (buffer_.type == config::BufferConfig::Type::disk)
+    open_spool(pool);
   update_gauges();
+}
+
+void SinkWorker::open_spool(BlockingPool& pool) {
+  spool::Spool::Options o;
+  o.dir = buffer_.dir + "/" + name_;
+  o.segment_bytes = options_.spool_segment_bytes != 0
+                        ? options_.spool_segment_bytes
+                        : std::clamp<std::uint64_t>(buffer_.max_bytes / 4, 1ull << 20, 16ull << 20);
+  o.commit_interval = options_.spool_commit_interval;
+  o.on_error = [this](std::string_view reason) {
+    count_failure("spool");
+    last_error_ = "disk buffer: " + std::string(reason);
+    log_failure("disk buffer commit failed; records kept in memory, retrying", reason, 0);
+  };
+  spool_ = std::make_unique<spool::Spool>(loop_, pool, std::move(o));
+  if (const auto corrupt = spool_->corrupt(); corrupt > 0) {
+    if (metrics_.failed)
+      metrics_.failed("corrupt").Increment(static_cast<double>(corrupt));
+    log::warn("sink", "corrupt disk buffer records skipped",
+              {{"sink", name_}, {"records", std::to_string(corrupt)}, {"dir", buffer_.dir}});
+  }
+  if (spool_->torn_bytes() > 0) {
+    log::warn("sink", "torn tail cut from the disk buffer",
+              {{"sink", name_}, {"bytes", std::to_string(spool_->torn_bytes())}});
+  }
+  auto recovered = spool_->take_recovered();
+  for (auto& r : recovered)
+    push(std::move(r.record), r.seq);
+  if (!recovered.empty()) {
+    log::info("sink", "re-queued unacknowledged records from the disk buffer",
+              {{"sink", name_}, {"records", std::to_string(recovered.size())}});
+  }
 }
 
 SinkWorker::~SinkWorker() = default;
@@ -143,12 +177,15 @@ SinkWorker::Accept SinkWorker::offer(Record record) {
       }
     }
   }
-  push(std::move(record));
+  // Appended before `queued` is returned; on disk with the next group commit.
+  const std::uint64_t seq = spool_ ? spool_->append(record) : 0;
+  push(std::move(record), seq);
   return Accept::queued;
 }
 
-void SinkWorker::push(Record record) {
+void SinkWorker::push(Record record, std::uint64_t seq) {
   Entry e;
+  e.seq = seq;
   e.bytes = record.bytes();
   e.record = std::move(record);
   e.enqueued = now();
@@ -177,6 +214,12 @@ void SinkWorker::release(Entry& entry) {
 void SinkWorker::pop_done() {
   while (!queue_.empty() && queue_.front().state == State::done)
     queue_.pop_front();
+  advance_spool_head();
+}
+
+void SinkWorker::advance_spool_head() {
+  if (spool_)
+    spool_->set_head(queue_.empty() ? spool_->next_seq() : queue_.front().seq);
 }
 
 void SinkWorker::update_gauges() {
@@ -247,8 +290,17 @@ asio::awaitable<void> SinkWorker::finish() {
   } catch (const std::exception& e) {
     log::error("sink", "closing the sink failed", {{"sink", name_}, {"error", e.what()}});
   }
-  if (live_events_ > 0) {
-    // The memory buffer cannot keep them past the process; the disk spool will.
+  if (spool_) {
+    co_await spool_->close();
+    if (!spool_->synced()) {
+      log::error("sink", "disk buffer could not be committed at stop; recent records may be lost",
+                 {{"sink", name_}, {"error", last_error_}});
+    } else if (live_events_ > 0) {
+      log::info("sink", "stopped with undelivered records; kept in the disk buffer",
+                {{"sink", name_}, {"records", std::to_string(live_events_)}});
+    }
+  } else if (live_events_ > 0) {
+    // The memory buffer cannot keep them past the process.
     log::warn("sink", "stopped with undelivered records",
               {{"sink", name_},
                {"records", std::to_string(live_events_)},
@@ -438,6 +490,11 @@ SinkWorker::Stats SinkWorker::stats() const {
   s.queued_bytes = live_bytes_;
   s.sent = sent_;
   s.failed = dead_lettered_ + dropped_;
+  if (spool_) {
+    s.spool_synced = spool_->synced();
+    s.spool_corrupt = spool_->corrupt();
+    s.failed += s.spool_corrupt;
+  }
   s.last_error = last_error_;
   s.retries = retries_;
   s.dead_lettered = dead_lettered_;

@@ -20,6 +20,7 @@
 #include "sinks/dead_letter.hpp"
 #include "sinks/retry_policy.hpp"
 #include "sinks/sink.hpp"
+#include "sinks/spool/spool.hpp"
 
 // The delivery engine of one sink (fluent-bit's model: the sink delivers and classifies, the
 // engine owns everything else). One SinkWorker per configured sink, owned by the daemon's App and
@@ -31,6 +32,13 @@
 // the head; a record leaves the queue only once the sink returned ok for it (or it was
 // dead-lettered); a record that must be retried holds the ones behind it until it succeeds or is
 // given up on. The App must await stop() before destroying the worker.
+//
+// With `buffer.type: disk` the queue is backed by a spool::Spool in <buffer.dir>/<sink name>:
+// offer() appends every accepted record to it (group-committed to disk, see sinks/spool/spool.hpp
+// for the exact crash guarantee), the head is advanced as records leave the queue, and the
+// constructor re-queues the unacknowledged records of the previous run first, in order (limits
+// do not apply to them: they were accepted once already). Corrupt spool records are counted in
+// sluice_sink_events_failed_total{reason="corrupt"}, failed spool commits in reason="spool".
 namespace sluice::sinks {
 
 // Injection points for tests; the defaults are the real clocks and randomness.
@@ -40,6 +48,10 @@ struct WorkerOptions {
   std::function<std::chrono::system_clock::time_point()> wall_now;  // dead-letter timestamps
   // A record queued longer than this marks the sink as stuck (/readyz).
   std::chrono::steady_clock::duration stuck_after = std::chrono::seconds{60};
+  // Disk buffer: the group-commit interval, and the segment size (0: max_bytes / 4, clamped to
+  // 1 MiB .. 16 MiB, so acknowledged bytes awaiting deletion stay small next to max_bytes).
+  std::chrono::milliseconds spool_commit_interval{10};
+  std::uint64_t spool_segment_bytes = 0;
 };
 
 class SinkWorker {
@@ -58,8 +70,14 @@ class SinkWorker {
     std::uint64_t dead_lettered = 0;
     std::uint64_t dropped = 0;
     std::chrono::milliseconds backoff{0};  // the backoff being waited now, 0 when not waiting
+    // Disk buffer only: every accepted record and the latest head are on disk (always true
+    // for the memory buffer), and the corrupt records skipped when the spool was opened.
+    bool spool_synced = true;
+    std::uint64_t spool_corrupt = 0;
   };
 
+  // Opens and recovers the disk buffer if configured (blocking: start-up or reload); throws
+  // std::runtime_error when its directory cannot be used.
   SinkWorker(boost::asio::any_io_executor loop, std::unique_ptr<Sink> sink,
              const config::SinkConfig& config, SinkMetrics metrics, BlockingPool& pool,
              WorkerOptions options = {});
@@ -104,6 +122,7 @@ class SinkWorker {
     SystemClock::time_point first_attempt_wall{};
     SystemClock::time_point last_attempt_wall{};
     std::uint32_t attempts = 0;
+    std::uint64_t seq = 0;  // position in the disk spool
   };
 
   boost::asio::awaitable<void> run();
@@ -113,7 +132,9 @@ class SinkWorker {
   bool fits(std::uint64_t bytes) const;
   bool fits_after_evicting_all(std::uint64_t bytes) const;
   void drop_new(std::string_view reason);
-  void push(Record record);
+  void push(Record record, std::uint64_t seq = 0);
+  void advance_spool_head();
+  void open_spool(BlockingPool& pool);
   void release(Entry& entry);  // an entry leaves the live count (delivered, dropped, dead)
   void pop_done();
   void update_gauges();
@@ -133,6 +154,7 @@ class SinkWorker {
   WorkerOptions options_;
   log::RateLimiter log_limiter_;
 
+  std::unique_ptr<spool::Spool> spool_;  // disk buffer only
   std::deque<Entry> queue_;
   std::size_t live_events_ = 0;  // entries not done
   std::uint64_t live_bytes_ = 0;

@@ -136,9 +136,74 @@ class EmailCredentials final : public Credentials {
   RestTarget rest_;
 };
 
-}  // namespace
+// Checks the headers with GET /v1/account before they are used for a connect. Appwrite's realtime
+// handshake treats an unknown or revoked session as a guest instead of refusing it, so without
+// this check a forgotten session would connect, report "subscribed" and silently receive only
+// public events. A 401/403 drops what the inner form cached and, for the forms that can renew
+// (email session), tries once more with fresh credentials. Other answers (a proxy that serves
+// only /realtime, a transport error) do not block the connect: the handshake decides then.
+class AccountCheckedCredentials final : public Credentials {
+ public:
+  AccountCheckedCredentials(std::unique_ptr<Credentials> inner, std::string project,
+                            RestTarget rest, bool renewable)
+      : inner_(std::move(inner)),
+        project_(std::move(project)),
+        rest_(std::move(rest)),
+        renewable_(renewable) {}
 
-std::unique_ptr<Credentials> make_credentials(const config::AppwriteConfig& a, RestTarget rest) {
+  Awaitable headers(std::string& error) override {
+    for (int attempt = 0;; ++attempt) {
+      auto headers = co_await inner_->headers(error);
+      if (!headers)
+        co_return std::nullopt;
+      Headers request = *headers;
+      request.emplace_back("X-Appwrite-Project", project_);
+      std::string no_body;  // a local: GCC 12 miscompiles class temporaries inside co_await
+      const auto r =
+          co_await rest_call(rest_.endpoint, rest_.tls.get(), rest_.verify, http::verb::get,
+                             "/account", request, std::move(no_body), kRestTimeout);
+      if (r.status / 100 == 2) {
+        if (!accepted_) {
+          log::info("upstream", "credentials accepted",
+                    {{"auth", std::string(kind())}, {"user", json_string_field(r.body, "$id")}});
+        }
+        accepted_ = true;
+        co_return headers;
+      }
+      if (r.status != 401 && r.status != 403) {
+        log::debug("upstream", "could not check the credentials with GET /account",
+                   {{"status", std::to_string(r.status)}, {"error", r.error}});
+        co_return headers;
+      }
+      accepted_ = false;
+      inner_->rejected();
+      if (renewable_ && attempt == 0) {
+        log::warn("upstream", "the server rejected the cached credentials; renewing",
+                  {{"auth", std::string(kind())}, {"error", rest_failure(r)}});
+        continue;
+      }
+      error = "the server rejected the " + std::string(kind()) +
+              " credentials (GET /account: " + rest_failure(r) + ")";
+      log::error("upstream", "the server rejected our credentials",
+                 {{"auth", std::string(kind())}, {"error", rest_failure(r)}});
+      co_return std::nullopt;
+    }
+  }
+  void rejected() override {
+    accepted_ = false;
+    inner_->rejected();
+  }
+  std::string_view kind() const override { return inner_->kind(); }
+
+ private:
+  std::unique_ptr<Credentials> inner_;
+  std::string project_;
+  RestTarget rest_;
+  bool renewable_;
+  bool accepted_ = false;  // logs "accepted" once per change, not on every reconnect
+};
+
+std::unique_ptr<Credentials> make_form(const config::AppwriteConfig& a, RestTarget rest) {
   switch (a.auth.kind) {
     case config::AuthConfig::Kind::session:
       return std::make_unique<StaticCredentials>(
@@ -152,6 +217,18 @@ std::unique_ptr<Credentials> make_credentials(const config::AppwriteConfig& a, R
       return std::make_unique<EmailCredentials>(a, std::move(rest));
   }
   return nullptr;
+}
+
+}  // namespace
+
+std::unique_ptr<Credentials> make_credentials(const config::AppwriteConfig& a, RestTarget rest) {
+  auto form = make_form(a, rest);
+  if (!form)
+    return nullptr;
+  // A minted JWT is fresh on every call anyway; only the email session is worth renewing here.
+  const bool renewable = a.auth.kind == config::AuthConfig::Kind::email_password;
+  return std::make_unique<AccountCheckedCredentials>(std::move(form), a.project, std::move(rest),
+                                                     renewable);
 }
 
 }  // namespace sluice::upstream

@@ -63,7 +63,7 @@ def _split_labels(text):
 
 
 class Sluice:
-    def __init__(self, binary, config_text, workdir, env=None, args=()):
+    def __init__(self, binary, config_text, workdir, env=None, args=(), log_level="debug"):
         self.binary = binary
         self.workdir = workdir
         self.config_path = os.path.join(workdir, "routes.yaml")
@@ -71,6 +71,7 @@ class Sluice:
             f.write(config_text)
         self.env = dict(os.environ, **(env or {}))
         self.args = list(args)
+        self.log_level = log_level
         self.proc = None
         self.lines = []
         self.admin = None
@@ -78,7 +79,7 @@ class Sluice:
 
     def start(self, timeout=20.0):
         cmd = [self.binary, "--config", self.config_path, "--admin-listen", "127.0.0.1:0",
-               "--log-format", "json", "--log-level", "debug", *self.args]
+               "--log-format", "json", "--log-level", self.log_level, *self.args]
         self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=self.env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)

@@ -603,24 +603,6 @@ constexpr std::array<std::string_view, 49> kUtopiaMethods = {"equal",
                                                              "notExists",
                                                              "regex"};
 
-struct RealtimeMethod {
-  std::string_view name;
-  Query::Method method;
-};
-constexpr std::array<RealtimeMethod, 11> kRealtimeMethods = {{
-    {"equal", Query::Method::equal},
-    {"notEqual", Query::Method::not_equal},
-    {"lessThan", Query::Method::less_than},
-    {"lessThanEqual", Query::Method::less_than_equal},
-    {"greaterThan", Query::Method::greater_than},
-    {"greaterThanEqual", Query::Method::greater_than_equal},
-    {"isNull", Query::Method::is_null},
-    {"isNotNull", Query::Method::is_not_null},
-    {"and", Query::Method::and_},
-    {"or", Query::Method::or_},
-    {"select", Query::Method::select},
-}};
-
 std::optional<Query> parse_query_value(const boost::json::value& json, std::string& error,
                                        int depth);
 
@@ -684,20 +666,19 @@ std::optional<Query> parse_query_value(const boost::json::value& json, std::stri
     values = &v->get_array();
   }
 
-  const auto it = std::find_if(kRealtimeMethods.begin(), kRealtimeMethods.end(),
-                               [&](const RealtimeMethod& m) { return m.name == method_name; });
-  if (it == kRealtimeMethods.end()) {
+  // The realtime subset is exactly what core/query.hpp models (RuntimeQuery::ALLOWED_QUERIES).
+  if (!parse_method(method_name, q.method)) {
     std::string allowed;
-    for (const auto& m : kRealtimeMethods) {
+    for (auto m = Query::Method::equal; m <= Query::Method::select;
+         m = static_cast<Query::Method>(static_cast<int>(m) + 1)) {
       if (!allowed.empty())
         allowed += ", ";
-      allowed += m.name;
+      allowed += sluice::method_name(m);
     }
     error = "Query method '" + method_name +
             "' is not supported in Realtime queries. Allowed query methods are: " + allowed;
     return std::nullopt;
   }
-  q.method = it->method;
 
   if (q.method == Query::Method::and_ || q.method == Query::Method::or_) {
     for (const auto& child : *values) {

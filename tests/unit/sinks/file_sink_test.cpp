@@ -292,19 +292,15 @@ TEST_F(FileSinkTest, WorkerAndFileSinkEndToEnd) {
   EXPECT_EQ(read_file(dir / "out.jsonl"), lines_of(records));
 }
 
-TEST(SinkFactory, MakesFileSinksAndRefusesTheOthersForNow) {
+TEST(SinkFactory, MakesFileSinksAndReportsUnusableOnes) {
   BlockingPool pool(1);
   boost::asio::io_context ctx;
   config::SinkConfig c;
   c.name = "orders";
-  c.settings = config::KafkaSinkConfig{};
   std::string error;
+  c.settings = config::WebhookSinkConfig{};  // no URL: the loader never lets this through
   EXPECT_EQ(make_sink(c, "p", pool, ctx.get_executor(), error), nullptr);
-  EXPECT_NE(error.find("not supported yet"), std::string::npos) << error;
-  error.clear();
-  c.settings = config::WebhookSinkConfig{};
-  EXPECT_EQ(make_sink(c, "p", pool, ctx.get_executor(), error), nullptr);
-  EXPECT_NE(error.find("not supported yet"), std::string::npos) << error;
+  EXPECT_FALSE(error.empty());
   error.clear();
   c.settings = config::FileSinkConfig{};
   EXPECT_NE(make_sink(c, "p", pool, ctx.get_executor(), error), nullptr);

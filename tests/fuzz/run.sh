@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang in build/fuzz (ASan + UBSan, coverage on the libraries
+# they use) and runs each one for a bounded time on a copy of its seed corpus.
+#   tests/fuzz/run.sh [TARGET...]      FUZZ_SECONDS (default 30), FUZZ_JOBS (build jobs, 1)
+# Exits non-zero on any finding; prints the executions each target reached.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${FUZZ_BUILD_DIR:-$root/build/fuzz}
+seconds=${FUZZ_SECONDS:-30}
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(decoder config template)
+
+flags="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -g -O1"
+CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DSLUICE_FUZZ=ON -DSLUICE_WERROR=OFF -DCMAKE_CXX_FLAGS="$flags" >/dev/null
+cmake --build "$build" -j"${FUZZ_JOBS:-1}" --target "${targets[@]/#/fuzz_}" >/dev/null
+
+status=0
+for t in "${targets[@]}"; do
+  work=$build/fuzz-runs/$t
+  rm -rf "$work" && mkdir -p "$work/corpus" "$work/artifacts"
+  cp "$root/tests/fuzz/corpus/$t/"* "$work/corpus/"
+  log=$work/fuzz.log
+  # Leak detection stays on; the RSS limit catches unbounded growth on hostile input.
+  if ! UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      "$build/bin/fuzz_$t" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
+      -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$work/corpus" >"$log" 2>&1; then
+    echo "fuzz_$t: FINDING (see $log and $work/artifacts/)"
+    tail -40 "$log"
+    status=1
+    continue
+  fi
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
+  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
+  echo "fuzz_$t: ${execs} executions in ${seconds}s (${rate}/s, ${cov}), no finding"
+done
+exit $status

@@ -1,0 +1,501 @@
+#include "sinks/spool/spool.hpp"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "core/metrics.hpp"
+#include "sinks/spool/record_codec.hpp"
+#include "sinks/worker.hpp"
+#include "tests/unit/sinks/test_support.hpp"
+
+namespace sluice::sinks::spool {
+namespace {
+
+using namespace std::chrono_literals;
+using test::make_record;
+using test::run_co;
+using test::run_until;
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+
+std::string payload(int n) {
+  return R"({"n":)" + std::to_string(n) + "}";
+}
+
+std::vector<std::string> segments(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() == ".seg")
+      out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Payloads of the recovered records, in order.
+std::vector<std::string> payloads(const std::vector<DecodedRecord>& records) {
+  std::vector<std::string> out;
+  for (const auto& r : records)
+    out.emplace_back(r.record.event->payload);
+  return out;
+}
+
+std::vector<std::string> expected(int from, int to) {
+  std::vector<std::string> out;
+  for (int i = from; i < to; ++i)
+    out.push_back(payload(i));
+  return out;
+}
+
+class SpoolTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Spool> open(std::uint64_t segment_bytes = 16 << 20) {
+    Spool::Options o;
+    o.dir = dir / "s";
+    o.segment_bytes = segment_bytes;
+    o.commit_interval = 1ms;
+    o.on_error = [this](std::string_view reason) { errors.emplace_back(reason); };
+    return std::make_unique<Spool>(ctx.get_executor(), pool, std::move(o));
+  }
+
+  void append(Spool& s, int from, int to) {
+    for (int i = from; i < to; ++i)
+      s.append(make_record(payload(i), "route-" + std::to_string(i)));
+  }
+
+  void close(Spool& s) { ASSERT_TRUE(run_co(ctx, s.close())); }
+
+  void flip_byte(const std::string& path, std::uint64_t at) {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(at));
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x5a);
+    f.seekp(static_cast<std::streamoff>(at));
+    f.write(&c, 1);
+  }
+
+  asio::io_context ctx;
+  BlockingPool pool{1};
+  test::TempDir dir;
+  std::vector<std::string> errors;
+};
+
+TEST(RecordCodec, RoundTripRebuildsTheEventExactly) {
+  const auto original = make_record(R"({"$id":"a\"b","total":12})", "paid");
+  std::string buf;
+  const auto wall = std::chrono::system_clock::now() - 3s;
+  const auto size = append_frame(buf, 42, original, wall);
+  ASSERT_EQ(size, buf.size());
+  std::size_t frame_bytes = 0;
+  ASSERT_EQ(check_frame(buf, 0, frame_bytes), FrameCheck::ok);
+  EXPECT_EQ(frame_bytes, buf.size());
+  const auto steady = std::chrono::steady_clock::now();
+  const auto decoded = decode_body(frame_body(buf, 0), steady, std::chrono::system_clock::now());
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(decoded->seq, 42u);
+  const Event& a = *original.event;
+  const Event& b = *decoded->record.event;
+  EXPECT_EQ(decoded->record.route, "paid");
+  EXPECT_EQ(decoded->record.channel, "c1");
+  EXPECT_EQ(b.data, a.data);
+  EXPECT_EQ(b.payload, a.payload);
+  EXPECT_EQ(b.payload.data(), b.data.data() + (a.payload.data() - a.data.data()));
+  EXPECT_EQ(b.events, a.events);
+  EXPECT_EQ(b.channels, a.channels);
+  EXPECT_EQ(b.timestamp_text, a.timestamp_text);
+  EXPECT_EQ(b.timestamp, a.timestamp);
+  EXPECT_EQ(b.id, a.id);
+  EXPECT_GE(b.readable_after(b.data), b.data.size() + kJsonPadding);
+  EXPECT_GE(steady - b.received, 2s);  // the age before the restart is kept
+
+  buf[buf.size() - 3] ^= 1;
+  EXPECT_EQ(check_frame(buf, 0, frame_bytes), FrameCheck::bad);
+  EXPECT_EQ(check_frame(std::string_view(buf).substr(0, buf.size() - 1), 0, frame_bytes),
+            FrameCheck::incomplete);
+}
+
+TEST_F(SpoolTest, AppendAckReopenRoundTrip) {
+  {
+    auto s = open();
+    EXPECT_TRUE(s->take_recovered().empty());
+    append(*s, 0, 10);
+    EXPECT_FALSE(s->synced());
+    s->set_head(4);
+    close(*s);
+    EXPECT_TRUE(s->synced());
+  }
+  auto s = open();
+  const auto rec = s->take_recovered();
+  EXPECT_EQ(payloads(rec), expected(4, 10));
+  ASSERT_EQ(rec.size(), 6u);
+  EXPECT_EQ(rec.front().seq, 4u);
+  EXPECT_EQ(rec.front().record.route, "route-4");
+  EXPECT_EQ(s->corrupt(), 0u);
+  EXPECT_EQ(s->next_seq(), 10u);
+  // New records continue the sequence after the recovered ones.
+  append(*s, 10, 12);
+  s->set_head(11);
+  close(*s);
+  auto again = open();
+  EXPECT_EQ(payloads(again->take_recovered()), expected(11, 12));
+  EXPECT_TRUE(errors.empty());
+}
+
+TEST_F(SpoolTest, GroupCommitWritesWithoutClose) {
+  auto s = open();
+  append(*s, 0, 100);
+  ASSERT_TRUE(run_until(ctx, [&] { return s->synced(); }));
+  // Far fewer commits than records: the records were grouped.
+  EXPECT_LT(s->commits(), 100u);
+  // Reading the files now, as a restart after a crash would.
+  s.reset();
+  auto reopened = open();
+  EXPECT_EQ(payloads(reopened->take_recovered()), expected(0, 100));
+}
+
+TEST_F(SpoolTest, TornTailIsCutAndAppendsContinue) {
+  {
+    auto s = open();
+    append(*s, 0, 3);
+    close(*s);
+  }
+  const auto segs = segments(dir / "s");
+  ASSERT_EQ(segs.size(), 1u);
+  const auto size = fs::file_size(segs[0]);
+  fs::resize_file(segs[0], size - 5);  // the last record loses its end
+  {
+    auto s = open();
+    EXPECT_EQ(payloads(s->take_recovered()), expected(0, 2));
+    EXPECT_EQ(s->corrupt(), 0u);
+    EXPECT_GT(s->torn_bytes(), 0u);
+    EXPECT_LT(fs::file_size(segs[0]), size - 5);  // cut back to the last whole record
+    append(*s, 10, 11);
+    close(*s);
+  }
+  auto s = open();
+  EXPECT_EQ(s->torn_bytes(), 0u);
+  const auto rec = s->take_recovered();
+  EXPECT_EQ(payloads(rec), (std::vector<std::string>{payload(0), payload(1), payload(10)}));
+  EXPECT_LT(rec[1].seq, rec[2].seq);
+}
+
+TEST_F(SpoolTest, CorruptRecordIsSkippedCountedAndLaterOnesRecovered) {
+  {
+    auto s = open();
+    append(*s, 0, 5);
+    close(*s);
+  }
+  const auto seg = segments(dir / "s").at(0);
+  const auto frame = fs::file_size(seg) / 5;  // equal-sized records
+  flip_byte(seg, frame + frame / 2);          // inside the body of record 1
+  {
+    auto s = open();
+    EXPECT_EQ(payloads(s->take_recovered()),
+              (std::vector<std::string>{payload(0), payload(2), payload(3), payload(4)}));
+    EXPECT_EQ(s->corrupt(), 1u);
+  }
+  // A damaged header (the length cannot be trusted): recovery finds the next record.
+  flip_byte(seg, 3 * frame + 5);
+  auto s = open();
+  EXPECT_EQ(payloads(s->take_recovered()),
+            (std::vector<std::string>{payload(0), payload(2), payload(4)}));
+  EXPECT_EQ(s->corrupt(), 2u);
+}
+
+TEST_F(SpoolTest, CorruptLastRecordIsCountedAndCut) {
+  {
+    auto s = open();
+    append(*s, 0, 3);
+    close(*s);
+  }
+  const auto seg = segments(dir / "s").at(0);
+  flip_byte(seg, fs::file_size(seg) - 2);
+  auto s = open();
+  EXPECT_EQ(payloads(s->take_recovered()), expected(0, 2));
+  EXPECT_EQ(s->corrupt(), 1u);
+}
+
+TEST_F(SpoolTest, SegmentsRollOverAndAreDeletedOnceAcknowledged) {
+  auto s = open(4096);
+  append(*s, 0, 100);  // ~200 bytes each: several segments
+  ASSERT_TRUE(run_until(ctx, [&] { return s->synced(); }));
+  const auto many = segments(dir / "s").size();
+  EXPECT_GE(many, 4u);
+  EXPECT_EQ(s->segment_count(), many);
+  s->set_head(50);
+  ASSERT_TRUE(run_until(ctx, [&] { return s->synced(); }));
+  const auto fewer = segments(dir / "s").size();
+  EXPECT_LT(fewer, many);
+  EXPECT_GT(fewer, 1u);
+  s->set_head(100);  // everything acknowledged: only the segment being appended to is left
+  close(*s);
+  EXPECT_EQ(segments(dir / "s").size(), 1u);
+  s.reset();
+  auto reopened = open(4096);
+  EXPECT_TRUE(reopened->take_recovered().empty());
+  EXPECT_EQ(reopened->next_seq(), 100u);
+}
+
+TEST_F(SpoolTest, ReopenAcrossSegmentsKeepsOrder) {
+  {
+    auto s = open(4096);
+    append(*s, 0, 60);
+    s->set_head(7);
+    close(*s);
+  }
+  auto s = open(4096);
+  EXPECT_EQ(payloads(s->take_recovered()), expected(7, 60));
+}
+
+TEST_F(SpoolTest, UnusableDirectoryThrows) {
+  test::write_file(dir / "s", "a file where the directory should be");
+  EXPECT_THROW(open(), std::runtime_error);
+}
+
+// ---- The worker with buffer.type: disk ----
+
+// Delivers everything (ok) and records payloads; with `hold`, deliver() waits for release().
+class RecordingSink final : public Sink {
+ public:
+  explicit RecordingSink(asio::any_io_executor ex)
+      : gate_(ex, std::chrono::steady_clock::time_point::max()) {}
+  std::size_t max_batch() const override { return 2; }
+  asio::awaitable<void> deliver(std::span<const Record> batch, std::span<Result>) override {
+    in_flight = true;
+    while (hold)
+      co_await gate_.async_wait(asio::as_tuple(asio::use_awaitable));
+    in_flight = false;
+    for (const auto& r : batch)
+      delivered.emplace_back(r.event->payload);
+  }
+  void release() {
+    hold = false;
+    gate_.cancel();
+  }
+  bool hold = false;
+  bool in_flight = false;
+  std::vector<std::string> delivered;
+
+ private:
+  asio::steady_timer gate_;
+};
+
+class DiskWorkerTest : public ::testing::Test {
+ protected:
+  DiskWorkerTest() {
+    config.name = "s";
+    config.settings = config::FileSinkConfig{};
+    config.buffer.type = config::BufferConfig::Type::disk;
+    config.buffer.dir = dir.path();
+    config.buffer.max_events = 1000;
+    config.buffer.max_bytes = 1 << 20;
+    options.spool_commit_interval = 1ms;
+  }
+
+  void make() {
+    quiesce_pool();
+    ctx = std::make_unique<asio::io_context>();
+    auto s = std::make_unique<RecordingSink>(ctx->get_executor());
+    sink = s.get();
+    worker =
+        std::make_unique<SinkWorker>(ctx->get_executor(), std::move(s), config, sm, pool, options);
+  }
+
+  void stop() {
+    ASSERT_TRUE(run_co(*ctx, worker->stop(std::chrono::steady_clock::now())));
+    worker.reset();
+  }
+
+  // A kill -9 after the group commit: the worker and its loop vanish without stop().
+  void crash() {
+    quiesce_pool();
+    worker.reset();
+    ctx.reset();
+  }
+
+  // A pool thread may still be unwinding the last commit job, which holds a copy of the loop's
+  // executor: before a loop is destroyed, wait until a later job has run (one pool thread).
+  void quiesce_pool() {
+    std::atomic<bool> idle{false};
+    asio::post(pool.executor(), [&idle] { idle = true; });
+    while (!idle)
+      std::this_thread::yield();
+  }
+
+  ~DiskWorkerTest() override {
+    quiesce_pool();
+    worker.reset();
+    ctx.reset();
+  }
+
+  SinkWorker::Accept offer(int n) { return worker->offer(make_record(payload(n))); }
+
+  test::TempDir dir;
+  BlockingPool pool{1};
+  Metrics metrics;
+  SinkMetrics sm = metrics.sink("s");
+  config::SinkConfig config;
+  WorkerOptions options;
+  std::unique_ptr<asio::io_context> ctx;
+  RecordingSink* sink = nullptr;
+  std::unique_ptr<SinkWorker> worker;
+};
+
+TEST_F(DiskWorkerTest, CrashAfterGroupCommitRedeliversOnlyUnacknowledgedInOrder) {
+  make();
+  for (int i = 0; i < 6; ++i)
+    ASSERT_EQ(offer(i), SinkWorker::Accept::queued);
+  worker->start();
+  ASSERT_TRUE(
+      run_until(*ctx, [&] { return worker->stats().sent == 6 && worker->stats().spool_synced; }));
+  sink->hold = true;
+  for (int i = 6; i < 15; ++i)
+    ASSERT_EQ(offer(i), SinkWorker::Accept::queued);
+  ASSERT_TRUE(run_until(*ctx, [&] { return sink->in_flight && worker->stats().spool_synced; }));
+  crash();
+
+  make();
+  EXPECT_EQ(worker->stats().queued_events, 9u);  // re-queued before anything new
+  ASSERT_EQ(offer(15), SinkWorker::Accept::queued);
+  worker->start();
+  ASSERT_TRUE(run_until(*ctx, [&] { return worker->stats().sent == 10; }));
+  EXPECT_EQ(sink->delivered, expected(6, 16));
+  ASSERT_TRUE(run_until(*ctx, [&] { return worker->stats().spool_synced; }));
+  stop();
+
+  make();  // a clean stop left nothing behind
+  EXPECT_EQ(worker->stats().queued_events, 0u);
+  stop();
+}
+
+TEST_F(DiskWorkerTest, StopKeepsUndeliveredRecordsForTheNextStart) {
+  make();
+  sink->hold = true;
+  worker->start();
+  for (int i = 0; i < 5; ++i)
+    offer(i);
+  ASSERT_TRUE(run_until(*ctx, [&] { return sink->in_flight; }));
+  // The grace period is over at once: the batch in flight is let finish, the rest stays.
+  bool stopped = false;
+  asio::co_spawn(*ctx, worker->stop(std::chrono::steady_clock::now()),
+                 [&](std::exception_ptr) { stopped = true; });
+  ctx->poll();
+  sink->release();
+  ASSERT_TRUE(run_until(*ctx, [&] { return stopped; }));
+  EXPECT_EQ(sink->delivered, expected(0, 2));
+  worker.reset();
+
+  make();
+  EXPECT_EQ(worker->stats().queued_events, 3u);
+  worker->start();
+  ASSERT_TRUE(run_until(*ctx, [&] { return worker->stats().sent == 3; }));
+  EXPECT_EQ(sink->delivered, expected(2, 5));
+  stop();
+}
+
+TEST_F(DiskWorkerTest, CorruptRecordIsCountedAndTheRestDelivered) {
+  make();
+  for (int i = 0; i < 4; ++i)
+    offer(i);
+  ASSERT_TRUE(run_until(*ctx, [&] { return worker->stats().spool_synced; }));
+  crash();
+  const auto seg = segments(dir / "s").at(0);
+  const auto frame = fs::file_size(seg) / 4;
+  std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(2 * frame + frame / 2));
+  f.write("#", 1);
+  f.close();
+
+  make();
+  EXPECT_EQ(worker->stats().spool_corrupt, 1u);
+  EXPECT_EQ(sm.failed("corrupt").Value(), 1);
+  worker->start();
+  ASSERT_TRUE(run_until(*ctx, [&] { return worker->stats().sent == 3; }));
+  EXPECT_EQ(sink->delivered, (std::vector<std::string>{payload(0), payload(1), payload(3)}));
+  stop();
+}
+
+class DiskWorkerFullTest : public DiskWorkerTest {
+ protected:
+  DiskWorkerFullTest() { config.buffer.max_events = 3; }
+};
+
+TEST_F(DiskWorkerFullTest, BlockRefusesWithoutAppending) {
+  config.buffer.when_full = config::BufferConfig::WhenFull::block;
+  make();
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(offer(i), SinkWorker::Accept::queued);
+  EXPECT_EQ(offer(3), SinkWorker::Accept::full);
+  ASSERT_TRUE(run_until(*ctx, [&] { return worker->stats().spool_synced; }));
+  crash();
+  make();
+  EXPECT_EQ(worker->stats().queued_events, 3u);
+  worker->start();
+  ASSERT_TRUE(run_until(*ctx, [&] { return worker->stats().sent == 3; }));
+  EXPECT_EQ(sink->delivered, expected(0, 3));
+  stop();
+}
+
+TEST_F(DiskWorkerFullTest, DropNewestDropsAndCounts) {
+  config.buffer.when_full = config::BufferConfig::WhenFull::drop_newest;
+  make();
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(offer(i), SinkWorker::Accept::queued);
+  EXPECT_EQ(offer(3), SinkWorker::Accept::dropped);
+  EXPECT_EQ(sm.failed("dropped_full").Value(), 1);
+  ASSERT_TRUE(run_until(*ctx, [&] { return worker->stats().spool_synced; }));
+  crash();
+  make();
+  worker->start();
+  ASSERT_TRUE(run_until(*ctx, [&] { return worker->stats().sent == 3; }));
+  EXPECT_EQ(sink->delivered, expected(0, 3));
+  stop();
+}
+
+TEST_F(DiskWorkerFullTest, DropOldestEvictsAndQueuesTheNewRecord) {
+  config.buffer.when_full = config::BufferConfig::WhenFull::drop_oldest;
+  make();
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(offer(i), SinkWorker::Accept::queued);
+  EXPECT_EQ(offer(3), SinkWorker::Accept::queued);
+  EXPECT_EQ(offer(4), SinkWorker::Accept::queued);
+  EXPECT_EQ(sm.failed("dropped_full").Value(), 2);
+  // The evicted records were the head: the head moved past them on disk too.
+  ASSERT_TRUE(run_until(*ctx, [&] { return worker->stats().spool_synced; }));
+  crash();
+  make();
+  EXPECT_EQ(worker->stats().queued_events, 3u);
+  worker->start();
+  ASSERT_TRUE(run_until(*ctx, [&] { return worker->stats().sent == 3; }));
+  EXPECT_EQ(sink->delivered, expected(2, 5));
+  stop();
+}
+
+TEST_F(DiskWorkerFullTest, MaxBytesBoundsTheDiskBufferToo) {
+  config.buffer.max_events = 0;
+  config.buffer.max_bytes = 3 * make_record(payload(0)).bytes();
+  config.buffer.when_full = config::BufferConfig::WhenFull::drop_newest;
+  make();
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(offer(i), SinkWorker::Accept::queued);
+  EXPECT_EQ(offer(3), SinkWorker::Accept::dropped);
+  EXPECT_EQ(worker->stats().queued_bytes, config.buffer.max_bytes);
+  stop();
+}
+
+}  // namespace
+}  // namespace sluice::sinks::spool
