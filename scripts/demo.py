@@ -15,7 +15,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 
 import emulator  # noqa: E402
+import kafka  # noqa: E402
 from sluice import Sluice, wait_for  # noqa: E402
+from webhook_receiver import Receiver  # noqa: E402
 
 PROJECT = "shop"
 ROW = "databases.[databaseId].tables.[tableId].rows.[rowId].{}"
@@ -36,6 +38,19 @@ sinks:
   orders:
     type: file
     path: "{out}/orders/%Y-%m-%d.jsonl"      # one file per day (UTC, event time)
+  order-stream:
+    type: kafka
+    brokers: [{brokers}]
+    topic: "appwrite.{{payload.$databaseId}}.{{payload.$tableId}}"
+    key: "{{payload.$id}}"                    # one order's changes stay in one partition
+    compression: zstd
+  audit:
+    type: webhook
+    url: {hook_url}
+    signing: {{scheme: standard, secret: "${{env:SLUICE_DEMO_HOOK_SECRET}}"}}
+    timeout: 5s
+    retry: {{initial: 200ms, max: 5s, max_elapsed: 1m}}
+    dead_letter: "{out}/dead/audit.jsonl"
   big-orders:
     type: file
     path: "{out}/big-orders.jsonl"
@@ -49,14 +64,14 @@ routes:
   - name: orders
     channels: [tablesdb.shop.tables.orders.rows]
     events: ["tablesdb.*.tables.*.rows.*.create", "tablesdb.*.tables.*.rows.*.update"]
-    sinks: [orders]
+    sinks: [orders, order-stream]
   - name: big-orders
     channels: [tablesdb.shop.tables.orders.rows]
     events: ["tablesdb.*.tables.*.rows.*.create", "tablesdb.*.tables.*.rows.*.update"]
     where:
       - equal: [status, [paid]]
       - greaterThan: [total, 100]
-    sinks: [big-orders, orders]              # `orders` gets each event once, however many routes match
+    sinks: [big-orders, orders, audit]       # `orders` gets each event once, however many routes match
   - name: uploads
     channels: [buckets.invoices.files]
     sinks: [uploads]
@@ -138,11 +153,21 @@ def main():
     emu = emulator.start(os.path.join(args.bin, "appwrite-emulator"), profile="1.9",
                          args=["--fixtures", os.path.join(out, "fixtures.json")])
     print(f"    listening on {emu.host}:{emu.port}")
+    say("starting a local Kafka-protocol broker (librdkafka's mock cluster) and a webhook receiver")
+    broker = kafka.start(os.path.join(args.bin, "kafka-mock-broker"),
+                         topics=["appwrite.shop.orders"])
+    print(f"    kafka bootstrap {broker.bootstrap}")
+    hook_secret = "whsec_" + base64.b64encode(b"demo webhook signing key").decode()
+    receiver = Receiver("127.0.0.1", 0, secret=hook_secret, scheme="standard").start()
+    print(f"    webhook receiver on {receiver.url}")
     s = None
     try:
         say("starting sluice with demo-out/routes.yaml")
-        s = Sluice(os.path.join(args.bin, "sluice"), ROUTES.format(endpoint=emu.endpoint, out=out),
-                   out, env={"SLUICE_DEMO_SESSION": session})
+        routes = ROUTES.format(endpoint=emu.endpoint, out=out, hook_url=receiver.url,
+                               brokers=", ".join(broker.bootstrap.split(",")))
+        s = Sluice(os.path.join(args.bin, "sluice"), routes, out,
+                   env={"SLUICE_DEMO_SESSION": session, "SLUICE_DEMO_HOOK_SECRET": hook_secret},
+                   log_level="info")
         s.start()
         s.wait_ready()
         st = s.status()["upstream"]
@@ -157,12 +182,25 @@ def main():
         order(emu, "o-1001", 250, "paid", action="delete")       # no route takes deletes
         upload(emu, "f-1", "invoice-1001.pdf")
         wait_for(lambda: s.metric("sluice_sink_events_sent_total", sink="orders") >= 3 and
-                 s.metric("sluice_sink_events_sent_total", sink="uploads") >= 1,
-                 20, "the demo events in files")
+                 s.metric("sluice_sink_events_sent_total", sink="uploads") >= 1 and
+                 s.metric("sluice_sink_events_sent_total", sink="order-stream") >= 3 and
+                 s.metric("sluice_sink_events_sent_total", sink="audit") >= 1,
+                 30, "the demo events in every sink")
         print("    (alice's private order never reaches the bridge user: Appwrite's permissions)")
 
         say("what landed in demo-out/")
         show_outputs(out)
+        say("what landed in Kafka (kcat -C -J -t appwrite.shop.orders)")
+        for m in broker.consume("appwrite.shop.orders"):
+            record = json.loads(m["payload"])
+            print(f"      partition {m['partition']} key={m['key']:8} "
+                  f"sluice-event={m['headers'].get('sluice-event', '')[:48]:48} "
+                  f"status={record['payload']['status']}")
+        say("what the webhook receiver got (Standard Webhooks signature checked independently)")
+        for r in receiver.snapshot():
+            body = json.loads(r.body)
+            print(f"      {r.method} -> {r.status}  webhook-id={r.headers.get('webhook-id', '')[:16]}…  "
+                  f"signature {'OK' if r.signature_ok else 'BAD'}  order={body['payload']['$id']}")
         say("a few metrics from /metrics")
         show_metrics(s)
 
@@ -185,6 +223,8 @@ def main():
         if s is not None and s.proc and s.proc.poll() is None:
             s.proc.kill()
         emu.stop()
+        broker.stop()
+        receiver.stop()
     say("done: the files are in demo-out/")
 
 
