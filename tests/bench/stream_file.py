@@ -1,4 +1,4 @@
-"""emulator → sluice → file throughput, as a ratio to a bare reader in the same run.
+"""emulator → sluice → file / Kafka throughput, as a ratio to a bare reader in the same run.
 
 Frames are realistic: a TablesDB row update in the 1.9 profile (64 event strings, 16 channels)
 with a ~1 KB payload. The baseline (baseline_reader) only counts frames; sluice decodes, routes
@@ -17,6 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 
 import emulator  # noqa: E402
+import kafka  # noqa: E402
 from sluice import Sluice, wait_for  # noqa: E402
 
 PROJECT = "shop"
@@ -47,8 +48,17 @@ def baseline(bin_dir, emu, session, count):
     return elapsed, int(out.split()[3])
 
 
-def through_sluice(bin_dir, emu, session, count, workdir, fsync):
-    out = os.path.join(workdir, f"out-{fsync}")
+def file_sink(out, fsync):
+    return f'{{type: file, path: "{out}/orders.jsonl", fsync: {fsync}}}'
+
+
+def kafka_sink(bootstrap):
+    brokers = ", ".join(bootstrap.split(","))
+    return f'{{type: kafka, brokers: [{brokers}], topic: "appwrite.shop.orders", key: "{{payload.$id}}"}}'
+
+
+def through_sluice(bin_dir, emu, session, count, workdir, name, sink):
+    out = os.path.join(workdir, f"out-{name}")
     config = f"""
 appwrite:
   endpoint: {emu.endpoint}
@@ -56,7 +66,7 @@ appwrite:
   auth: {{session: "{session}"}}
   subscribe: url
 sinks:
-  archive: {{type: file, path: "{out}/orders.jsonl", fsync: {fsync}}}
+  archive: {sink.replace("{out}", out)}
 routes:
   - name: orders
     channels: [{CHANNEL}]
@@ -70,9 +80,8 @@ routes:
         wait_for(lambda: s.metric("sluice_sink_events_sent_total", sink="archive") >= count,
                  600, "every event in the file", interval=0.01)
         elapsed = time.monotonic() - started
-        size = os.path.getsize(os.path.join(out, "orders.jsonl"))
         assert s.stop() == 0
-        return elapsed, size
+        return elapsed
     finally:
         if s.proc.poll() is None:
             s.proc.kill()
@@ -96,11 +105,21 @@ def main():
             print(f"{'scenario':28} {'events/s':>10} {'MB/s':>8} {'ratio':>6}")
             print(f"{'baseline (count frames)':28} {base_rate:10.0f} "
                   f"{base_bytes / base_s / 1e6:8.1f} {1.0:6.2f}")
-            for fsync in ("never", "batch"):
-                secs, size = through_sluice(bin_dir, emu, session, args.count, workdir, fsync)
-                rate = args.count / secs
-                print(f"{'sluice -> file fsync=' + fsync:28} {rate:10.0f} "
-                      f"{size / secs / 1e6:8.1f} {rate / base_rate:6.2f}")
+            scenarios = [("file fsync=never", file_sink("{out}", "never")),
+                         ("file fsync=batch", file_sink("{out}", "batch"))]
+            broker = kafka.start(os.path.join(bin_dir, "kafka-mock-broker"),
+                                 topics=["appwrite.shop.orders"])
+            scenarios.append(("kafka acks=all (mock)", kafka_sink(broker.bootstrap)))
+            try:
+                for name, sink in scenarios:
+                    secs = through_sluice(bin_dir, emu, session, args.count, workdir,
+                                          name.split()[0] + str(len(name)), sink)
+                    rate = args.count / secs
+                    print(f"{'sluice -> ' + name:28} {rate:10.0f} "
+                          f"{base_bytes / base_s * (rate / base_rate) / 1e6:8.1f} "
+                          f"{rate / base_rate:6.2f}")
+            finally:
+                broker.stop()
 
 
 if __name__ == "__main__":
