@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang in build/fuzz (ASan + UBSan, coverage on the libraries
 # they use) and runs each one for a bounded time on a copy of its seed corpus.
-#   tests/fuzz/run.sh [TARGET...]      FUZZ_SECONDS (default 30), FUZZ_JOBS (build jobs, 1)
+#   tests/fuzz/run.sh [TARGET...]      FUZZ_SECONDS (default 30), FUZZ_JOBS (build jobs, 1),
+#                                      FUZZ_SEED (default 1: CI runs the same input sequence)
 # Exits non-zero on any finding; prints the executions each target reached.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -23,7 +24,7 @@ for t in "${targets[@]}"; do
   log=$work/fuzz.log
   # Leak detection stays on; the RSS limit catches unbounded growth on hostile input.
   if ! UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      "$build/bin/fuzz_$t" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
+      "$build/bin/fuzz_$t" -max_total_time="$seconds" -seed="${FUZZ_SEED:-1}" -rss_limit_mb=2048 -timeout=25 \
       -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$work/corpus" >"$log" 2>&1; then
     echo "fuzz_$t: FINDING (see $log and $work/artifacts/)"
     tail -40 "$log"
