@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "core/json.hpp"
+#include "core/utc.hpp"
 
 namespace sluice::log {
 namespace {
@@ -28,17 +29,6 @@ std::string_view level_name(Level level) {
       return "error";
   }
   return "info";
-}
-
-std::string timestamp() {
-  const auto now = std::chrono::system_clock::now();
-  const auto secs = std::chrono::system_clock::to_time_t(now);
-  const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
 // Text values with spaces or quotes are quoted so a line stays machine-splittable.
@@ -70,7 +60,7 @@ void write(Level level, std::string_view component, std::string_view message,
   line.reserve(128);
   if (g_format.load(std::memory_order_relaxed) == Format::json) {
     line += "{\"ts\":\"";
-    line += timestamp();
+    line += format_utc_millis(std::chrono::system_clock::now());
     line += "\",\"level\":\"";
     line += level_name(level);
     line += "\",\"component\":";
@@ -85,7 +75,7 @@ void write(Level level, std::string_view component, std::string_view message,
     }
     line += "}\n";
   } else {
-    line += timestamp();
+    line += format_utc_millis(std::chrono::system_clock::now());
     line += ' ';
     line += level_name(level);
     line += ' ';

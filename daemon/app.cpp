@@ -17,6 +17,7 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/utc.hpp"
 #include "daemon/admin/server.hpp"
 #include "daemon/router.hpp"
 #include "daemon/systemd_notify.hpp"
@@ -38,11 +39,9 @@ namespace {
 constexpr std::chrono::seconds kDrainGrace{20};
 
 std::string iso_time(std::chrono::system_clock::time_point t) {
-  const auto secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  const auto u = to_utc(t);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", u.tm.tm_year + 1900, u.tm.tm_mon + 1,
+                     u.tm.tm_mday, u.tm.tm_hour, u.tm.tm_min, u.tm.tm_sec);
 }
 
 std::string_view state_label(upstream::RealtimeClient::State s) {

@@ -11,23 +11,10 @@
 #include <fmt/format.h>
 
 #include "core/json.hpp"
+#include "core/utc.hpp"
 #include "sinks/posix_file.hpp"
 
 namespace sluice::sinks {
-
-std::string format_utc_millis(std::chrono::system_clock::time_point t) {
-  const auto ms_total = std::chrono::floor<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  auto secs = static_cast<std::time_t>(ms_total / 1000);
-  auto ms = ms_total % 1000;
-  if (ms < 0) {
-    ms += 1000;
-    secs -= 1;
-  }
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
-}
 
 DeadLetterFile::DeadLetterFile(std::string path, std::string sink, BlockingPool& pool)
     : path_(std::move(path)), sink_(std::move(sink)), pool_(pool) {}

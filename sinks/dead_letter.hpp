@@ -52,7 +52,4 @@ class DeadLetterFile {
   BlockingPool& pool_;
 };
 
-// "2024-05-01T12:00:00.123Z".
-std::string format_utc_millis(std::chrono::system_clock::time_point t);
-
 }  // namespace sluice::sinks

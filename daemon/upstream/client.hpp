@@ -82,7 +82,6 @@ class RealtimeClient {
     bool auth_rejected = false;
     bool reached_connected = false;
   };
-  class Session;
 
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<std::string> choose_mode();

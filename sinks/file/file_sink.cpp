@@ -14,6 +14,7 @@
 
 #include "core/log.hpp"
 #include "core/template.hpp"
+#include "core/utc.hpp"
 #include "sinks/posix_file.hpp"
 
 namespace sluice::sinks {
@@ -77,17 +78,9 @@ FileSink::Time FileSink::now() const {
 }
 
 std::string FileSink::rotation_suffix(Time t) {
-  const auto ms_total = std::chrono::floor<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  auto secs = static_cast<std::time_t>(ms_total / 1000);
-  auto ms = ms_total % 1000;
-  if (ms < 0) {
-    ms += 1000;
-    secs -= 1;
-  }
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  return fmt::format("{:04}{:02}{:02}T{:02}{:02}{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  const auto u = to_utc(t);
+  return fmt::format("{:04}{:02}{:02}T{:02}{:02}{:02}.{:03}Z", u.tm.tm_year + 1900, u.tm.tm_mon + 1,
+                     u.tm.tm_mday, u.tm.tm_hour, u.tm.tm_min, u.tm.tm_sec, u.millis);
 }
 
 FileSink::Stats FileSink::stats() const {
