@@ -1,4 +1,5 @@
 // The sluice executable: command line, configuration, then the daemon (daemon/app.cpp).
+#include <csignal>
 #include <exception>
 #include <iostream>
 #include <string>
@@ -49,6 +50,10 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A file that reaches RLIMIT_FSIZE raises SIGXFSZ, whose default action kills the process:
+  // ignored, the write fails with EFBIG instead, and the disk buffer and file sinks report it
+  // (and keep running) like any other full disk.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {

@@ -203,6 +203,8 @@ std::error_code SegmentLog::open(Recovery& out) {
   }
 
   out.next_seq = std::max(any ? last_seq + 1 : 0, head_);
+  appended_ = any;
+  last_seq_ = last_seq;
   reclaim(head_);
   if (!segments_.empty()) {
     if (const auto e = open_active(segments_.back().first_seq, false))
@@ -245,18 +247,31 @@ std::error_code SegmentLog::append(std::string_view bytes, const std::vector<Fra
   written = 0;
   std::size_t run_start = 0;  // byte offset of the first frame not yet written
   std::size_t offset = 0;
+  auto write_run = [&] {
+    return posix::append_all(active_fd_, bytes.substr(run_start, offset - run_start),
+                             segments_.back().bytes);
+  };
   auto flush = [&](std::size_t end_index) -> std::error_code {
     if (offset == run_start)
       return {};
-    Segment& seg = segments_.back();
-    if (const auto ec =
-            posix::append_all(active_fd_, bytes.substr(run_start, offset - run_start), seg.bytes)) {
-      return ec;
+    auto ec = write_run();
+    // The file cannot grow (a file size limit, or a full disk). If the sink has acknowledged
+    // everything in it, a fresh segment lets the old one be reclaimed: without the roll, the
+    // active segment is never deleted and the spool would stay stuck once space returns.
+    if ((ec == std::errc::file_too_large || ec == std::errc::no_space_on_device) &&
+        segments_.back().bytes > 0 && appended_ && head_ > last_seq_) {
+      if (const auto rolled = roll(frames[written].seq))
+        return ec;
+      ec = write_run();
     }
-    seg.bytes += offset - run_start;
+    if (ec)
+      return ec;
+    segments_.back().bytes += offset - run_start;
     dirty_ = true;
     run_start = offset;
     written = end_index;
+    last_seq_ = frames[end_index - 1].seq;
+    appended_ = true;
     return {};
   };
   for (std::size_t i = 0; i < frames.size(); ++i) {

@@ -90,7 +90,9 @@ class SegmentLog {
   int head_fd_ = -1;
   std::uint64_t head_writes_ = 0;
   std::uint64_t head_ = 0;
-  bool dirty_ = false;  // bytes appended since the last sync()
+  bool dirty_ = false;          // bytes appended since the last sync()
+  bool appended_ = false;       // some record is in the files (last_seq_ is meaningful)
+  std::uint64_t last_seq_ = 0;  // the highest sequence number in the files
 };
 
 }  // namespace sluice::sinks::spool

@@ -87,6 +87,21 @@ void Spool::set_head(std::uint64_t head) {
   kick();
 }
 
+void Spool::trim_acknowledged() {
+  // Records acknowledged before they reached the files need never be written: after a crash
+  // they would not be delivered again anyway. Without this, a disk that keeps failing while
+  // the sink keeps acknowledging would grow `pending_` without bound, past max_bytes.
+  std::size_t frames = 0;
+  std::size_t bytes = 0;
+  while (frames < pending_frames_.size() && pending_frames_[frames].seq < head_)
+    bytes += pending_frames_[frames++].bytes;
+  if (frames == 0)
+    return;
+  pending_.erase(0, bytes);
+  pending_frames_.erase(pending_frames_.begin(),
+                        pending_frames_.begin() + static_cast<std::ptrdiff_t>(frames));
+}
+
 bool Spool::has_work() const {
   return !pending_frames_.empty() || head_ != durable_head_ || unsynced_;
 }
@@ -108,21 +123,27 @@ asio::awaitable<void> Spool::commit_loop() {
       continue;
     }
     last_commit_ = now;
+    trim_acknowledged();
     auto batch = std::make_shared<Batch>();
     batch->bytes.swap(pending_);
     batch->frames.swap(pending_frames_);
     batch->head = head_;
     auto job = [log = log_, batch] {
       Batch& b = *batch;
-      b.ec = log->append(b.bytes, b.frames, b.written);
-      if (b.ec) {
-        b.stage = "write";
-      } else if ((b.ec = log->sync())) {
+      // The head and the reclaim do not depend on the frames (every frame of the batch is at
+      // or above its head), so a failed write still lets them through: on a full disk, the
+      // segments the sink has caught up with are deleted, and that is what frees the space.
+      const auto write_ec = log->append(b.bytes, b.frames, b.written);
+      if ((b.ec = log->sync())) {
         b.stage = "fsync";
       } else if ((b.ec = log->write_head(b.head))) {
         b.stage = "head";
       } else {
         log->reclaim(b.head);
+        if (write_ec) {
+          b.ec = write_ec;
+          b.stage = "write";
+        }
       }
       b.segments = log->segment_count();
     };
@@ -149,7 +170,11 @@ asio::awaitable<void> Spool::commit_loop() {
       batch->frames.insert(batch->frames.end(), pending_frames_.begin(), pending_frames_.end());
       pending_frames_ = std::move(batch->frames);
     }
-    unsynced_ = true;  // a frame may have been written without its fdatasync
+    if (batch->stage == "write") {
+      durable_head_ = batch->head;  // written after the failed write: see the job above
+    } else {
+      unsynced_ = true;  // a frame may have been written without its fdatasync
+    }
     const std::string reason = batch->stage + ": " + batch->ec.message();
     if (options_.on_error)
       options_.on_error(reason);

@@ -36,7 +36,9 @@
 // after a crash too, since only the head is stored.
 //
 // A commit that fails (disk full, I/O error) keeps its records in memory and is retried every
-// second; the records are still delivered from memory meanwhile.
+// second; the records are still delivered from memory meanwhile, and those acknowledged before
+// a commit could write them are never written. The worker's max_bytes/max_events still bound
+// them, so a full disk ends in the `when_full` policy, not in unbounded memory.
 namespace sluice::sinks::spool {
 
 class Spool {
@@ -80,6 +82,7 @@ class Spool {
  private:
   struct Batch;
   bool has_work() const;
+  void trim_acknowledged();
   void kick();
   boost::asio::awaitable<void> commit_loop();
 

@@ -2,10 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -259,6 +262,104 @@ TEST_F(SpoolTest, ReopenAcrossSegmentsKeepsOrder) {
   }
   auto s = open(4096);
   EXPECT_EQ(payloads(s->take_recovered()), expected(7, 60));
+}
+
+TEST_F(SpoolTest, ZeroFilledTailIsCutWithoutCountingCorruption) {
+  // What a file system may leave after a crash: the size grew, the data never came.
+  {
+    auto s = open();
+    append(*s, 0, 3);
+    close(*s);
+  }
+  const auto seg = segments(dir / "s").at(0);
+  const auto size = fs::file_size(seg);
+  fs::resize_file(seg, size + 100);
+  auto s = open();
+  EXPECT_EQ(payloads(s->take_recovered()), expected(0, 3));
+  EXPECT_EQ(s->corrupt(), 0u);
+  EXPECT_EQ(s->torn_bytes(), 100u);
+  EXPECT_EQ(fs::file_size(seg), size);
+}
+
+TEST_F(SpoolTest, CorruptRecordInAnOlderSegmentIsSkippedAndCounted) {
+  {
+    auto s = open(4096);
+    append(*s, 0, 60);
+    close(*s);
+  }
+  const auto segs = segments(dir / "s");
+  ASSERT_GE(segs.size(), 3u);
+  flip_byte(segs[0], fs::file_size(segs[0]) - 2);  // the last record of the first segment
+  auto s = open(4096);
+  const auto rec = s->take_recovered();
+  EXPECT_EQ(rec.size(), 59u);
+  EXPECT_EQ(s->corrupt(), 1u);
+  EXPECT_EQ(s->torn_bytes(), 0u);  // only the last segment's tail is ever cut
+  EXPECT_EQ(payloads(rec).back(), payload(59));
+}
+
+TEST_F(SpoolTest, TornHeadSlotFallsBackToThePreviousHead) {
+  {
+    auto s = open();
+    append(*s, 0, 10);
+    ASSERT_TRUE(run_until(ctx, [&] { return s->synced(); }));
+    s->set_head(4);
+    ASSERT_TRUE(run_until(ctx, [&] { return s->synced(); }));
+    s->set_head(6);
+    close(*s);
+  }
+  // Damage the slot holding 6: the other slot (4) is used, so records come back twice at
+  // worst, never go missing.
+  const std::string head = dir / "s" + "/head";
+  std::ifstream in(head, std::ios::binary);
+  char slots[32] = {};
+  in.read(slots, sizeof slots);
+  ASSERT_EQ(in.gcount(), 32);
+  std::uint64_t first = 0;
+  std::memcpy(&first, slots, 8);
+  flip_byte(head, first == 6 ? 9 : 25);
+  auto s = open();
+  EXPECT_EQ(payloads(s->take_recovered()), expected(4, 10));
+}
+
+// A file that cannot grow (RLIMIT_FSIZE: EFBIG, as a full disk gives ENOSPC): commits fail and
+// are reported, records acknowledged meanwhile are never written, and once the sink has caught
+// up the spool moves to a new segment instead of staying stuck on the full one.
+TEST_F(SpoolTest, FullFileIsReportedThenLeftForANewSegment) {
+  auto s = open();
+  append(*s, 0, 3);
+  ASSERT_TRUE(run_until(ctx, [&] { return s->synced(); }));
+  const auto first = segments(dir / "s").at(0);
+
+  struct sigaction ignore {};
+  struct sigaction previous {};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &previous), 0);
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  rlimit limited = saved;
+  limited.rlim_cur = static_cast<rlim_t>(fs::file_size(first));
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limited), 0);
+
+  append(*s, 3, 5);
+  const bool failed = run_until(ctx, [&] { return !errors.empty(); });
+  s->set_head(4);    // 0..3 acknowledged; 3 was never written and never will be
+  append(*s, 5, 6);  // the new segment has room for 4 and 5 (the limit is 3 records)
+  const bool recovered = run_until(
+      ctx, [&] { return s->synced(); }, 10s);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
+  ASSERT_EQ(::sigaction(SIGXFSZ, &previous, nullptr), 0);
+
+  ASSERT_TRUE(failed);
+  EXPECT_EQ(errors.front(), "write: File too large");
+  ASSERT_TRUE(recovered);
+  const auto segs = segments(dir / "s");
+  ASSERT_EQ(segs.size(), 1u);  // the full one was reclaimed
+  EXPECT_NE(segs[0], first);
+  close(*s);
+  s.reset();
+  auto reopened = open();
+  EXPECT_EQ(payloads(reopened->take_recovered()), expected(4, 6));
 }
 
 TEST_F(SpoolTest, UnusableDirectoryThrows) {
