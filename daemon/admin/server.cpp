@@ -2,12 +2,21 @@
 
 #include <exception>
 #include <optional>
+#include <string_view>
 #include <unordered_set>
+#include <variant>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
@@ -17,6 +26,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "core/log.hpp"
 
@@ -24,8 +34,10 @@ namespace sluice::admin {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 namespace {
 
@@ -64,6 +76,74 @@ void log_exception(std::string_view what, const std::exception_ptr& e) {
   }
 }
 
+// OpenSSL's reason for `ec` ("no start line", "wrong version number"), or the system message.
+std::string describe(const error_code& ec) {
+  if (ec.category() == asio::error::get_ssl_category()) {
+    if (const char* reason = ::ERR_reason_error_string(static_cast<unsigned long>(ec.value())))
+      return reason;
+  }
+  return ec.message();
+}
+
+bool is_plain_http(const error_code& ec) {
+  return ec.category() == asio::error::get_ssl_category() &&
+         ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_HTTP_REQUEST;
+}
+
+// The server context for `admin.tls`, or the reason it cannot be built (naming the file).
+std::variant<std::shared_ptr<ssl::context>, std::string> make_server_tls_context(
+    const config::TlsConfig& tls) {
+  if (tls.cert_file.empty() || tls.key_file.empty())
+    return std::string("admin TLS needs cert_file and key_file");
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  error_code ec;
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                       ssl::context::single_dh_use,
+                   ec);
+  // The options above leave out versions only by name; this also excludes any added later.
+  // Client-initiated renegotiation would let one client make the loop do handshakes forever.
+  if (!ec && (::SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION) != 1 ||
+              (::SSL_CTX_set_options(ctx->native_handle(), SSL_OP_NO_RENEGOTIATION) &
+               SSL_OP_NO_RENEGOTIATION) == 0)) {
+    ec = error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category());
+  }
+  if (ec)
+    return "cannot set up TLS: " + describe(ec);
+  // An encrypted key would make OpenSSL prompt on the terminal; a daemon must fail instead.
+  ctx->set_password_callback(
+      [](std::size_t, ssl::context::password_purpose) { return std::string(); }, ec);
+
+  auto file_error = [](std::string_view key, const std::string& path, const error_code& e) {
+    return std::string(key) + " \"" + path + "\": " + describe(e);
+  };
+  ::ERR_clear_error();
+  if (ctx->use_certificate_chain_file(tls.cert_file, ec); ec)
+    return file_error("cert_file", tls.cert_file, ec);
+  if (ctx->use_private_key_file(tls.key_file, ssl::context::pem, ec); ec)
+    return file_error("key_file", tls.key_file, ec);
+  if (::SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    ec = error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category());
+    return file_error("key_file", tls.key_file, ec) + " (does not match cert_file)";
+  }
+  if (!tls.ca_file.empty() && tls.verify) {
+    if (ctx->load_verify_file(tls.ca_file, ec); ec)
+      return file_error("ca_file", tls.ca_file, ec);
+    // Tells clients which issuers are accepted, so they pick the right certificate.
+    STACK_OF(X509_NAME)* names = ::SSL_load_client_CA_file(tls.ca_file.c_str());
+    if (names == nullptr) {
+      ec = error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category());
+      return file_error("ca_file", tls.ca_file, ec);
+    }
+    ::SSL_CTX_set_client_CA_list(ctx->native_handle(), names);
+    ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+  } else {
+    ctx->set_verify_mode(ssl::verify_none);
+  }
+  ::ERR_clear_error();
+  return ctx;
+}
+
 // Keeps the set of live streams exact however a session ends, including when its coroutine
 // frame is destroyed together with the io_context.
 class LiveEntry {
@@ -91,22 +171,48 @@ struct AdminServer::State {
       : loop(std::move(executor)),
         acceptor(loop),
         routes(metrics, std::move(handlers), std::move(token)),
+        all_metrics(metrics),
         limits(lim) {}
 
   // Static, taking the state by value, so the frame owns a reference from its very creation.
   static asio::awaitable<void> accept_loop(std::shared_ptr<State> self);
   static asio::awaitable<void> session(std::shared_ptr<State> self, tcp::socket socket);
+  // The HTTP exchange, the same for both stream types; returns when the connection should end.
+  template <class Stream>
+  static asio::awaitable<void> serve(std::shared_ptr<State> self, Stream& stream);
+  static asio::awaitable<void> tls_session(std::shared_ptr<State> self, TlsStream& stream);
+  void handshake_failed(std::string_view reason, const error_code& ec, const tcp::socket& socket);
 
   asio::any_io_executor loop;
   tcp::acceptor acceptor;
   Routes routes;
+  Metrics& all_metrics;  // for the handshake counter, registered by enable_tls()
   Limits limits;
   bool started = false;
   bool stopped = false;
   // The live sessions' streams, so stop() can close them; each session removes its own entry.
   std::unordered_set<beast::tcp_stream*> connections;
   log::RateLimiter reject_log{5, std::chrono::seconds(60)};
+  // Set by enable_tls(): then every connection is TLS. Shared so a replaced context stays
+  // alive for the sessions already using it.
+  std::shared_ptr<ssl::context> tls;
+  prometheus::Family<prometheus::Counter>* handshake_failures = nullptr;
+  log::RateLimiter handshake_log{5, std::chrono::seconds(60)};
 };
+
+void AdminServer::State::handshake_failed(std::string_view reason, const error_code& ec,
+                                          const tcp::socket& socket) {
+  handshake_failures->Add({{"reason", std::string(reason)}}).Increment();
+  if (!handshake_log.allow())
+    return;
+  error_code ignored;
+  const auto peer = socket.remote_endpoint(ignored);
+  log::warn("admin", "TLS handshake failed",
+            {{"reason", std::string(reason)},
+             {"error", describe(ec)},
+             {"peer", ignored ? std::string("unknown") : to_string(peer)},
+             {"suppressed", std::to_string(handshake_log.take_suppressed())}});
+}
 
 asio::awaitable<void> AdminServer::State::accept_loop(std::shared_ptr<State> self) {
   asio::steady_timer backoff(self->loop);
@@ -142,9 +248,66 @@ asio::awaitable<void> AdminServer::State::accept_loop(std::shared_ptr<State> sel
 asio::awaitable<void> AdminServer::State::session(std::shared_ptr<State> self, tcp::socket socket) {
   if (self->stopped)
     co_return;  // spawned just before stop(): the socket closes with the frame
-  const Limits& limits = self->limits;
+  if (self->tls) {
+    TlsStream stream(std::move(socket), *self->tls);
+    const LiveEntry entry(self->connections, &stream.next_layer());
+    co_await tls_session(self, stream);
+    co_return;
+  }
   beast::tcp_stream stream(std::move(socket));
   const LiveEntry entry(self->connections, &stream);
+  co_await serve(self, stream);
+  if (self->stopped)
+    co_return;
+  error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream.close();
+}
+
+asio::awaitable<void> AdminServer::State::tls_session(std::shared_ptr<State> self,
+                                                      TlsStream& stream) {
+  const Limits& limits = self->limits;
+  auto& tcp_layer = stream.next_layer();
+  tcp_layer.expires_after(limits.handshake_timeout);
+  auto [handshake_ec] = co_await stream.async_handshake(ssl::stream_base::server, kNoThrow);
+  if (self->stopped)
+    co_return;
+  if (handshake_ec) {
+    if (handshake_ec == beast::error::timeout) {
+      self->handshake_failed("timeout", handshake_ec, tcp_layer.socket());
+    } else if (is_plain_http(handshake_ec)) {
+      self->handshake_failed("plain_http", handshake_ec, tcp_layer.socket());
+      // OpenSSL sends no alert here, so a plain-text answer is what the client can read.
+      auto response = error_response(http::status::bad_request, 11);
+      response.body() = "This port serves HTTPS.\n";
+      response.prepare_payload();
+      tcp_layer.expires_after(limits.write_timeout);
+      co_await http::async_write(tcp_layer, response, kNoThrow);
+      if (self->stopped)
+        co_return;
+      error_code ignored;
+      tcp_layer.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    } else {
+      self->handshake_failed("other", handshake_ec, tcp_layer.socket());
+    }
+    tcp_layer.close();
+    co_return;
+  }
+
+  co_await serve(self, stream);
+  if (self->stopped)
+    co_return;
+  // close_notify tells the client the response was complete; a client that never answers it
+  // costs at most one write timeout.
+  tcp_layer.expires_after(limits.write_timeout);
+  co_await stream.async_shutdown(kNoThrow);
+  tcp_layer.close();
+}
+
+template <class Stream>
+asio::awaitable<void> AdminServer::State::serve(std::shared_ptr<State> self, Stream& stream) {
+  const Limits& limits = self->limits;
+  auto& tcp_layer = beast::get_lowest_layer(stream);
   // Bounded so that pipelined garbage cannot grow it; one request always fits.
   beast::flat_buffer buffer(limits.header_limit + limits.body_limit + 1024);
 
@@ -153,32 +316,28 @@ asio::awaitable<void> AdminServer::State::session(std::shared_ptr<State> self, t
     parser.header_limit(limits.header_limit);
     parser.body_limit(limits.body_limit);
 
-    stream.expires_after(limits.read_timeout);
+    tcp_layer.expires_after(limits.read_timeout);
     auto [read_ec, read_n] = co_await http::async_read(stream, buffer, parser, kNoThrow);
     if (self->stopped)
       co_return;
     if (read_ec) {
       if (const auto status = status_for_read_error(read_ec)) {
         auto response = error_response(*status, 11);
-        stream.expires_after(limits.write_timeout);
+        tcp_layer.expires_after(limits.write_timeout);
         co_await http::async_write(stream, response, kNoThrow);
       }
-      break;
+      co_return;
     }
 
     auto response = self->routes.handle(parser.get());
     const bool keep_alive = response.keep_alive();
-    stream.expires_after(limits.write_timeout);
+    tcp_layer.expires_after(limits.write_timeout);
     auto [write_ec, write_n] = co_await http::async_write(stream, response, kNoThrow);
     if (self->stopped)
       co_return;
     if (write_ec || !keep_alive)
-      break;
+      co_return;
   }
-
-  error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  stream.close();
 }
 
 AdminServer::AdminServer(asio::any_io_executor loop, Metrics& metrics, Handlers handlers,
@@ -226,6 +385,27 @@ error_code AdminServer::listen(const std::string& host, std::uint16_t port) {
     return ec;
   }
   log::info("admin", "listening", {{"address", to_string(local_endpoint())}});
+  return {};
+}
+
+std::string AdminServer::enable_tls(const config::TlsConfig& tls) {
+  auto& state = *state_;
+  if (state.started)
+    return "enable_tls() must be called before start()";
+  auto result = make_server_tls_context(tls);
+  if (auto* message = std::get_if<std::string>(&result))
+    return std::move(*message);
+  state.tls = std::get<std::shared_ptr<ssl::context>>(std::move(result));
+  state.handshake_failures = &prometheus::BuildCounter()
+                                  .Name("sluice_admin_tls_handshake_failures_total")
+                                  .Help("TLS handshakes on the admin port that failed, by reason")
+                                  .Register(state.all_metrics.registry());
+  // Present from the start, so a scrape shows 0 rather than nothing.
+  for (const auto* reason : {"timeout", "plain_http", "other"})
+    state.handshake_failures->Add({{"reason", reason}});
+  log::info("admin", "TLS enabled",
+            {{"cert_file", tls.cert_file},
+             {"client_certificates", !tls.ca_file.empty() && tls.verify ? "required" : "no"}});
   return {};
 }
 

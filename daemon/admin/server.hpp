@@ -23,13 +23,18 @@ struct Limits {
   std::chrono::steady_clock::duration read_timeout = std::chrono::seconds(10);
   // Time allowed to send one response to a client that does not read it.
   std::chrono::steady_clock::duration write_timeout = std::chrono::seconds(10);
+  // Time allowed for a TLS handshake, so a client that connects and never speaks TLS cannot
+  // hold a connection slot (only with enable_tls()).
+  std::chrono::steady_clock::duration handshake_timeout = std::chrono::seconds(10);
   // Connections beyond this many are accepted and closed at once.
   std::size_t max_connections = 64;
   std::uint32_t header_limit = 8 * 1024;  // bytes; larger headers get 431
   std::uint64_t body_limit = 4 * 1024;    // bytes; larger bodies get 413
 };
 
-// The HTTP/1.1 admin endpoint: /metrics, /healthz, /readyz, /status (DESIGN.md §5).
+// The HTTP/1.1 admin endpoint: /metrics, /healthz, /readyz, /status (DESIGN.md §5), in plain
+// HTTP or, after enable_tls(), HTTPS only (TLS 1.2+); both share one session code path, so
+// routes, limits and timeouts are the same.
 //
 // Owned by the daemon's App. Every operation, and every call to the handlers, runs on the
 // daemon's single-threaded event loop (`loop`); construct, listen, start and stop it from that
@@ -54,6 +59,15 @@ class AdminServer {
   // once, synchronously (start-up only). Port 0 picks a free port: see local_endpoint().
   boost::system::error_code listen(const std::string& host, std::uint16_t port);
   boost::asio::ip::tcp::endpoint local_endpoint() const;
+
+  // Serves HTTPS instead of HTTP (`admin.tls`). `tls.cert_file` (PEM chain, leaf first) and
+  // `tls.key_file` (PEM, unencrypted) are required. A non-empty `tls.ca_file` with `tls.verify`
+  // turns on mutual TLS: every client must present a certificate issued by that CA. Call it
+  // before start(). Returns an empty string on success, otherwise a one-line reason naming the
+  // file, e.g. `cert_file "/etc/sluice/admin.pem": no start line`; the server then stays as it
+  // was. Handshake failures are logged (rate-limited) and counted in
+  // sluice_admin_tls_handshake_failures_total{reason="timeout"|"plain_http"|"other"}.
+  [[nodiscard]] std::string enable_tls(const config::TlsConfig& tls);
 
   // Starts accepting (after a successful listen()). Returns at once; serving happens on the loop.
   void start();
