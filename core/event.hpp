@@ -17,7 +17,8 @@ struct Event {
   // The whole text frame as received. Its capacity exceeds its size by at least
   // kJsonPadding bytes so that views into it can be re-read by simdjson without a copy.
   std::string frame;
-  // Unescaped copies of the strings below, reserved once so the views stay valid.
+  // Unescaped copies of the strings below that were written with escapes, reserved once so
+  // the views stay valid; strings without escapes are views into `frame`.
   std::string strings;
 
   std::string_view data;     // the raw `data` object, byte for byte: what sinks forward

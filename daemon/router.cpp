@@ -65,6 +65,9 @@ Router::Router(const config::Config& config) {
     for (const std::string& channel : route.channels) {
       by_channel_[channel].push_back(route_index);
       channels_.push_back(channel);
+      if (channel.size() >= has_length_.size())
+        has_length_.resize(channel.size() + 1, false);
+      has_length_[channel.size()] = true;
     }
     routes_.push_back(std::move(route));
   }
@@ -88,6 +91,9 @@ void Router::route(const Event& event, RouteResult& out) const {
   out.clear();
   auto& candidates = out.candidates_;
   for (std::size_t c = 0; c < event.channels.size(); ++c) {
+    const std::size_t length = event.channels[c].size();
+    if (length >= has_length_.size() || !has_length_[length])
+      continue;
     const auto found = by_channel_.find(event.channels[c]);
     if (found == by_channel_.end())
       continue;

@@ -102,6 +102,9 @@ class Router {
 
   std::vector<Route> routes_;
   std::unordered_map<std::string, std::vector<std::uint32_t>, Hash, std::equal_to<>> by_channel_;
+  // has_length_[n]: some route listens on a channel of n bytes. A TablesDB event lists 16
+  // channels, most of which no route listens on; comparing lengths first skips hashing them.
+  std::vector<bool> has_length_;
   std::vector<std::string> channels_;
 };
 

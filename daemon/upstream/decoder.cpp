@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <charconv>
+#include <functional>
 #include <string>
 #include <utility>
 
@@ -28,7 +29,33 @@ std::string_view reason(Status s) {
   return s == Status::json ? kJson : kFields;
 }
 
-Status validate(od::value v, std::size_t depth);
+// `escapes`: the frame may contain a backslash (false lets strings skip their own scan).
+Status validate(od::value v, std::size_t depth, bool escapes = true);
+
+// raw_json() and raw_json_token() include the whitespace that follows the value.
+std::string_view trim_trailing_space(std::string_view raw) {
+  while (!raw.empty() &&
+         (raw.back() == ' ' || raw.back() == '\n' || raw.back() == '\r' || raw.back() == '\t')) {
+    raw.remove_suffix(1);
+  }
+  return raw;
+}
+
+// When `v` is a string without a backslash, sets `text` to its content inside the frame and
+// returns true: iterate() has already rejected invalid UTF-8 and unescaped control characters
+// in the whole document, so such a token is valid as is and equal to its unescaped form. This
+// skips simdjson's unescaping copy and Event::strings' copy of the 80 strings of a TablesDB
+// event. `escapes` false (no backslash anywhere in the frame, checked once) skips the scan.
+bool plain_string(od::value& v, std::string_view& text, bool escapes) {
+  const std::string_view raw = trim_trailing_space(v.raw_json_token());
+  if (raw.size() < 2 || raw.front() != '"' || raw.back() != '"')
+    return false;
+  const std::string_view inner = raw.substr(1, raw.size() - 2);
+  if (escapes && inner.find('\\') != std::string_view::npos)
+    return false;
+  text = inner;
+  return true;
+}
 
 // Takes the next field of an object being iterated; its key must be read before its value.
 bool open_field(simdjson::simdjson_result<od::field> result, od::field& f, std::string_view& key) {
@@ -36,7 +63,7 @@ bool open_field(simdjson::simdjson_result<od::field> result, od::field& f, std::
          f.unescaped_key().get(key) == simdjson::SUCCESS;
 }
 
-Status validate_object(od::object o, std::size_t depth) {
+Status validate_object(od::object o, std::size_t depth, bool escapes = true) {
   if (depth > kMaxDepth)
     return Status::json;
   for (auto result : o) {
@@ -45,7 +72,7 @@ Status validate_object(od::object o, std::size_t depth) {
     if (!open_field(std::move(result), f, key)) {
       return Status::json;
     }
-    if (validate(f.value(), depth + 1) != Status::ok)
+    if (validate(f.value(), depth + 1, escapes) != Status::ok)
       return Status::json;
   }
   return Status::ok;
@@ -53,9 +80,11 @@ Status validate_object(od::object o, std::size_t depth) {
 
 // Reads every byte of `v`, so that syntax errors inside values On-Demand would merely skip
 // (payloads, unknown keys) are caught before the raw bytes are forwarded.
-Status validate(od::value v, std::size_t depth) {
+Status validate(od::value v, std::size_t depth, bool escapes) {
   if (depth > kMaxDepth)
     return Status::json;
+  if (std::string_view plain; plain_string(v, plain, escapes))
+    return Status::ok;
   od::json_type type;
   if (v.type().get(type) != simdjson::SUCCESS)
     return Status::json;
@@ -64,7 +93,7 @@ Status validate(od::value v, std::size_t depth) {
       od::object o;
       if (v.get_object().get(o) != simdjson::SUCCESS)
         return Status::json;
-      return validate_object(o, depth);
+      return validate_object(o, depth, escapes);
     }
     case od::json_type::array: {
       od::array a;
@@ -74,7 +103,7 @@ Status validate(od::value v, std::size_t depth) {
         od::value element;
         if (result.get(element) != simdjson::SUCCESS)
           return Status::json;
-        if (validate(element, depth + 1) != Status::ok)
+        if (validate(element, depth + 1, escapes) != Status::ok)
           return Status::json;
       }
       return Status::ok;
@@ -100,15 +129,6 @@ Status validate(od::value v, std::size_t depth) {
   return Status::json;
 }
 
-// raw_json() and raw_json_token() include the whitespace that follows the value.
-std::string_view trim_trailing_space(std::string_view raw) {
-  while (!raw.empty() &&
-         (raw.back() == ' ' || raw.back() == '\n' || raw.back() == '\r' || raw.back() == '\t')) {
-    raw.remove_suffix(1);
-  }
-  return raw;
-}
-
 Status type_of(od::value& v, od::json_type& type) {
   return v.type().get(type) == simdjson::SUCCESS ? Status::ok : Status::json;
 }
@@ -127,9 +147,9 @@ Status read_number(od::value v, std::string_view& raw, std::optional<std::int64_
   return Status::ok;
 }
 
-// An array of strings; the views point into the parser's string buffer (valid until the
-// next document).
-Status read_string_array(od::value v, std::vector<std::string_view>& out) {
+// An array of strings; the views point into the frame (strings without escapes) or into the
+// parser's string buffer (valid until the next document).
+Status read_string_array(od::value v, std::vector<std::string_view>& out, bool escapes) {
   out.clear();
   od::json_type type;
   if (type_of(v, type) != Status::ok)
@@ -143,11 +163,15 @@ Status read_string_array(od::value v, std::vector<std::string_view>& out) {
     od::value element;
     if (result.get(element) != simdjson::SUCCESS)
       return Status::json;
+    std::string_view s;
+    if (plain_string(element, s, escapes)) {
+      out.push_back(s);
+      continue;
+    }
     if (type_of(element, type) != Status::ok)
       return Status::json;
     if (type != od::json_type::string)
       return Status::fields;
-    std::string_view s;
     if (element.get_string().get(s) != simdjson::SUCCESS)
       return Status::json;
     out.push_back(s);
@@ -169,7 +193,7 @@ Status read_string(od::value v, std::string& out) {
 }
 
 // Reads an object value whose raw bytes are wanted too: `raw` covers `{`…`}` in the frame.
-Status read_raw_object(od::value v, std::string_view& raw, std::size_t depth) {
+Status read_raw_object(od::value v, std::string_view& raw, std::size_t depth, bool escapes) {
   od::json_type type;
   if (type_of(v, type) != Status::ok)
     return Status::json;
@@ -184,7 +208,7 @@ Status read_raw_object(od::value v, std::string_view& raw, std::size_t depth) {
   bool unused = false;
   if (o.reset().get(unused) != simdjson::SUCCESS)
     return Status::json;
-  return validate_object(o, depth);
+  return validate_object(o, depth, escapes);
 }
 
 enum class Type { unknown, event, connected, response, pong, error };
@@ -283,6 +307,7 @@ struct FrameDecoder::Impl {
   std::vector<std::string_view> events;
   std::vector<std::string_view> channels;
   std::vector<std::string_view> subscriptions;
+  bool escapes = true;  // the current frame has a backslash somewhere
 
   struct EventFields {
     std::string_view data;
@@ -298,8 +323,10 @@ struct FrameDecoder::Impl {
     if (type_of(v, type) != Status::ok)
       return Status::json;
     if (type == od::json_type::string) {
-      if (v.get_string().get(out.timestamp_text) != simdjson::SUCCESS)
+      if (!plain_string(v, out.timestamp_text, escapes) &&
+          v.get_string().get(out.timestamp_text) != simdjson::SUCCESS) {
         return Status::json;
+      }
       out.timestamp = parse_timestamp(out.timestamp_text);
       return Status::ok;
     }
@@ -313,7 +340,7 @@ struct FrameDecoder::Impl {
       }
       return Status::ok;
     }
-    return validate(v, 3);  // another type: forwarded as is, with the fallback time
+    return validate(v, 3, escapes);  // another type: forwarded as is, with the fallback time
   }
 
   Status read_event(od::value v, EventFields& out) {
@@ -340,19 +367,19 @@ struct FrameDecoder::Impl {
       }
       Status s = Status::ok;
       if (key == "events") {
-        s = read_string_array(f.value(), events);
+        s = read_string_array(f.value(), events, escapes);
         out.has_events = true;
       } else if (key == "channels") {
-        s = read_string_array(f.value(), channels);
+        s = read_string_array(f.value(), channels, escapes);
         out.has_channels = true;
       } else if (key == "subscriptions") {
-        s = read_string_array(f.value(), subscriptions);
+        s = read_string_array(f.value(), subscriptions, escapes);
       } else if (key == "payload") {
-        s = read_raw_object(f.value(), out.payload, 3);
+        s = read_raw_object(f.value(), out.payload, 3, escapes);
       } else if (key == "timestamp") {
         s = read_timestamp(f.value(), out);
       } else {
-        s = validate(f.value(), 3);
+        s = validate(f.value(), 3, escapes);
       }
       if (s != Status::ok)
         return s;
@@ -380,7 +407,7 @@ struct FrameDecoder::Impl {
       }
       Status s = Status::ok;
       if (key == "channels") {
-        s = read_string_array(f.value(), channels);
+        s = read_string_array(f.value(), channels, true);
         out.channels.assign(channels.begin(), channels.end());
       } else if (key == "subscriptions") {
         s = read_slots(f.value(), out.subscriptions);
@@ -581,6 +608,7 @@ DecodedFrame FrameDecoder::decode(std::string frame, bool binary,
     frame.reserve(frame.size() + kJsonPadding);
 
   od::parser& parser = impl_->parser;
+  impl_->escapes = std::string_view(frame).find('\\') != std::string_view::npos;
   od::document doc;
   if (parser.iterate(frame.data(), frame.size(), frame.capacity()).get(doc) != simdjson::SUCCESS) {
     return invalid(kJson);
@@ -675,16 +703,30 @@ DecodedFrame FrameDecoder::decode(std::string frame, bool binary,
       break;
   }
 
-  // Copy the unescaped strings into Event::strings, reserved once so the views stay put, then
-  // move the frame in and rebase the raw views by offset.
+  // Views into the frame are rebased by offset once the frame is moved in; strings that were
+  // unescaped into the parser's buffer are copied into Event::strings, reserved once so the
+  // views stay put.
   auto event = std::make_shared<Event>();
-  std::size_t total = fields.timestamp_text.size();
+  const char* const frame_begin = frame.data();
+  const char* const frame_end = frame_begin + frame.size();
+  auto in_frame = [frame_begin, frame_end](std::string_view s) {
+    return std::less_equal<>{}(frame_begin, s.data()) && std::less_equal<>{}(s.data(), frame_end);
+  };
+  std::size_t total = 0;
   for (const auto* list : {&impl_->events, &impl_->channels, &impl_->subscriptions}) {
-    for (const std::string_view s : *list)
-      total += s.size();
+    for (const std::string_view s : *list) {
+      if (!in_frame(s))
+        total += s.size();
+    }
   }
+  if (!in_frame(fields.timestamp_text))
+    total += fields.timestamp_text.size();
   event->strings.reserve(total);
-  auto keep = [&event](std::string_view s) {
+  auto keep = [&event, &in_frame, frame_begin](std::string_view s) {
+    if (in_frame(s)) {
+      const auto at = static_cast<std::size_t>(s.data() - frame_begin);
+      return std::string_view(event->frame).substr(at, s.size());
+    }
     const std::size_t at = event->strings.size();
     event->strings.append(s);
     return std::string_view(event->strings.data() + at, s.size());
@@ -695,17 +737,17 @@ DecodedFrame FrameDecoder::decode(std::string frame, bool binary,
     for (const std::string_view s : from)
       to.push_back(keep(s));
   };
+  const auto data_at = static_cast<std::size_t>(fields.data.data() - frame_begin);
+  const auto payload_at = static_cast<std::size_t>(fields.payload.data() - frame_begin);
+  const std::size_t needed = frame.size() + kJsonPadding;
+  // The frame was reserved with its padding above, so the move keeps its buffer in place.
+  event->frame = std::move(frame);
+  if (event->frame.capacity() < needed)
+    event->frame.reserve(needed);
   keep_all(impl_->events, event->events);
   keep_all(impl_->channels, event->channels);
   keep_all(impl_->subscriptions, event->subscriptions);
   event->timestamp_text = keep(fields.timestamp_text);
-
-  const auto data_at = static_cast<std::size_t>(fields.data.data() - frame.data());
-  const auto payload_at = static_cast<std::size_t>(fields.payload.data() - frame.data());
-  const std::size_t needed = frame.size() + kJsonPadding;
-  event->frame = std::move(frame);
-  if (event->frame.capacity() < needed)
-    event->frame.reserve(needed);
   event->data = std::string_view(event->frame).substr(data_at, fields.data.size());
   event->payload = std::string_view(event->frame).substr(payload_at, fields.payload.size());
   if (fields.timestamp) {

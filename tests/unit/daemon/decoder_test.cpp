@@ -186,6 +186,50 @@ TEST(Decoder, EscapedStringsAreUnescaped) {
   EXPECT_EQ(r.event->timestamp, utc(2026, 8, 21, 12, 0, 0, 500));
 }
 
+// Strings without escapes are used in place (views into the frame); escaped ones are
+// unescaped into Event::strings. Both must read the same, whitespace around tokens included.
+TEST(Decoder, PlainStringsPointIntoTheFrameAndEscapedOnesAreCopied) {
+  FrameDecoder d;
+  const auto r =
+      decode(d,
+             "{\"type\":\"event\",\"data\":{\"events\":[ \"a.b\" ,\n\"c\\\\d\",\"\xc3\xa9\" ],"
+             "\"channels\":[\"x\\u0041\" , \"rows\"],\"timestamp\" : \"2026-08-21T12:00:00Z\" ,"
+             "\"payload\":{\"s\":\"\\\"q\\\"\",\"t\":\"plain\"},\"subscriptions\":[\"s1\"]}}");
+  ASSERT_EQ(r.kind, FrameKind::event) << r.invalid_reason;
+  const Event& e = *r.event;
+  EXPECT_EQ(strings(e.events), (std::vector<std::string>{"a.b", "c\\d", "\xc3\xa9"}));
+  EXPECT_EQ(strings(e.channels), (std::vector<std::string>{"xA", "rows"}));
+  EXPECT_EQ(strings(e.subscriptions), (std::vector<std::string>{"s1"}));
+  EXPECT_EQ(e.timestamp_text, "2026-08-21T12:00:00Z");
+  EXPECT_EQ(e.timestamp, utc(2026, 8, 21, 12, 0, 0));
+  const auto in = [](std::string_view view, const std::string& owner) {
+    return view.data() >= owner.data() && view.data() + view.size() <= owner.data() + owner.size();
+  };
+  EXPECT_TRUE(in(e.events[0], e.frame));
+  EXPECT_TRUE(in(e.events[1], e.strings));
+  EXPECT_TRUE(in(e.events[2], e.frame));
+  EXPECT_TRUE(in(e.channels[0], e.strings));
+  EXPECT_TRUE(in(e.channels[1], e.frame));
+  EXPECT_TRUE(in(e.timestamp_text, e.frame));
+  EXPECT_EQ(e.strings, "c\\dxA");
+}
+
+// The in-place path relies on iterate() rejecting raw control characters anywhere in a string.
+TEST(Decoder, RawControlCharactersInStringsAreJson) {
+  FrameDecoder d;
+  for (const std::string& data :
+       {std::string("{\"events\":[\"a\tb\"],\"channels\":[\"c\"],\"payload\":{}}"),
+        std::string("{\"events\":[\"e\"],\"channels\":[\"c\x01\"],\"payload\":{}}"),
+        std::string("{\"events\":[\"e\"],\"channels\":[\"c\"],\"payload\":{\"n\":\"x\ny\"}}"),
+        std::string(
+            "{\"events\":[\"e\"],\"channels\":[\"c\"],\"payload\":{},\"timestamp\":\"\x1f\"}"),
+        std::string("{\"events\":[\"e\"],\"channels\":[\"c\"],\"payload\":{},\"x\":\"\x1b\"}")}) {
+    const auto r = decode(d, "{\"type\":\"event\",\"data\":" + data + "}");
+    EXPECT_EQ(r.kind, FrameKind::invalid) << data;
+    EXPECT_EQ(r.invalid_reason, "json") << data;
+  }
+}
+
 TEST(Decoder, IntegerAndMissingTimestamps) {
   FrameDecoder d;
   auto r = decode(d, R"({"type":"event","data":{"events":[],"channels":["c"],)"

@@ -195,6 +195,26 @@ TEST(Router, ChannelSharedBySeveralRoutesAndUnmatched) {
   EXPECT_TRUE(out.unmatched());
 }
 
+// Channels are screened by length before the lookup: same-length strangers, shorter and
+// longer channels (beyond the longest subscribed one) and the empty channel must all be
+// handled, and the event's first listened-on channel is still the one reported.
+TEST(Router, ChannelLengthScreenKeepsExactMatching) {
+  const auto config =
+      make_config({"k"}, {{"r", {"rows", "tablesdb.shop.tables.t.rows"}, {}, {}, {"k"}}});
+  const Router router(config);
+  RouteResult out;
+  router.route(*make_event({"", "cols", "row", "rowsx", "tablesdb.shop.tables.t.rows.r1",
+                            "tablesdb.shop.tables.u.rows"}),
+               out);
+  EXPECT_TRUE(out.unmatched());
+  router.route(*make_event({"tablesdb.shop.tables.u.rows", "tablesdb.shop.tables.t.rows.r1",
+                            "tablesdb.shop.tables.t.rows", "rows"}),
+               out);
+  EXPECT_EQ(out.matched, std::vector<std::size_t>{0});
+  ASSERT_EQ(out.targets.size(), 1u);
+  EXPECT_EQ(out.targets[0].channel, "tablesdb.shop.tables.t.rows");
+}
+
 TEST(Router, WhereWithOrAndNull) {
   Query any;
   any.method = Query::Method::or_;

@@ -7,6 +7,9 @@
 
 #include <filesystem>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
 #include "core/metrics.hpp"
 #include "core/template.hpp"
 #include "sinks/factory.hpp"
@@ -124,6 +127,36 @@ TEST_F(FileSinkTest, BadRenderedPathsFailPermanently) {
   EXPECT_EQ(results[2].outcome, Outcome::ok);
   EXPECT_EQ(results[0].reason.rfind("path: ", 0), 0u) << results[0].reason;
   EXPECT_EQ(listing(dir.path()), std::vector<std::string>{"ok.jsonl"});
+}
+
+// The one-file fast path must not treat "every path rendered empty" as one file.
+TEST_F(FileSinkTest, ABatchWhosePathsAllFailWritesNothing) {
+  config.path = path_template(dir / "{payload.name}");
+  make();
+  const auto results = deliver({make_record(R"({"other":1})"), make_record(R"({"name":""})")});
+  expect_all(results, Outcome::failed);
+  EXPECT_TRUE(listing(dir.path()).empty());
+  EXPECT_EQ(sink->stats().writes, 0u);
+}
+
+// While a batch is on the pool it counts as work on the loop: a plain run() returns only once
+// the delivery has finished, like the daemon's loop at shutdown.
+TEST_F(FileSinkTest, ADeliveryOnThePoolKeepsTheLoopRunning) {
+  make();
+  const std::vector<Record> records{make_record(R"({"$id":"a"})")};
+  std::vector<Result> results(1, Result{Outcome::failed, "unset", {}});
+  bool done = false;
+  boost::asio::co_spawn(
+      ctx,
+      [&]() -> boost::asio::awaitable<void> {
+        co_await sink->deliver(records, results);
+        done = true;
+      },
+      boost::asio::detached);
+  ctx.run();
+  EXPECT_TRUE(done);
+  expect_all(results, Outcome::ok);
+  EXPECT_EQ(read_file(dir / "out.jsonl"), lines_of(records));
 }
 
 TEST_F(FileSinkTest, RotatesBySizeBeforeAWriteWouldExceedIt) {
