@@ -51,6 +51,10 @@ Metrics::Metrics()
                         .Name("sluice_sink_events_failed_total")
                         .Help("Failed delivery attempts and dropped events by reason")
                         .Register(*registry_)),
+      sink_responses_(&BuildCounter()
+                           .Name("sluice_sink_http_responses_total")
+                           .Help("HTTP responses received by webhook sinks, by status class")
+                           .Register(*registry_)),
       sink_retries_(&BuildCounter()
                          .Name("sluice_sink_retries_total")
                          .Help("Delivery attempts repeated after a retryable failure")
@@ -138,6 +142,10 @@ SinkMetrics Metrics::sink(std::string_view name) {
   auto* family = sink_failed_;
   m.failed = [family, n](std::string_view reason) -> prometheus::Counter& {
     return family->Add({{"sink", n}, {"reason", std::string(reason)}});
+  };
+  auto* responses = sink_responses_;
+  m.responses = [responses, n](std::string_view status_class) -> prometheus::Counter& {
+    return responses->Add({{"sink", n}, {"class", std::string(status_class)}});
   };
   return m;
 }

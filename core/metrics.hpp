@@ -27,6 +27,9 @@ struct SinkMetrics {
   // sluice_sink_events_failed_total{sink, reason}; reasons are a small fixed set
   // (e.g. "write", "timeout", "http_5xx", "rejected", "dropped_full").
   std::function<prometheus::Counter&(std::string_view reason)> failed;
+  // sluice_sink_http_responses_total{sink, class}: HTTP responses by class ("2xx".."5xx",
+  // "other"), per request; webhook sinks only.
+  std::function<prometheus::Counter&(std::string_view status_class)> responses;
 };
 
 class Metrics {
@@ -68,6 +71,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* routed_;
   prometheus::Family<prometheus::Counter>* sink_sent_;
   prometheus::Family<prometheus::Counter>* sink_failed_;
+  prometheus::Family<prometheus::Counter>* sink_responses_;
   prometheus::Family<prometheus::Counter>* sink_retries_;
   prometheus::Family<prometheus::Counter>* sink_dead_lettered_;
   prometheus::Family<prometheus::Gauge>* sink_queue_events_;

@@ -6,6 +6,7 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include "config/config.hpp"
+#include "core/metrics.hpp"
 #include "sinks/blocking_pool.hpp"
 #include "sinks/sink.hpp"
 
@@ -15,8 +16,9 @@
 namespace sluice::sinks {
 
 // Returns nullptr with `error` set when the sink cannot be made.
+// `metrics`, when given, receives what only the sink sees (HTTP responses by class).
 std::unique_ptr<Sink> make_sink(const config::SinkConfig& config, std::string project,
                                 BlockingPool& pool, boost::asio::any_io_executor loop,
-                                std::string& error);
+                                std::string& error, const SinkMetrics* metrics = nullptr);
 
 }  // namespace sluice::sinks

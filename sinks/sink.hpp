@@ -49,6 +49,11 @@ class Sink {
   // The most records the worker may hand to one deliver() call.
   virtual std::size_t max_batch() const { return 1; }
 
+  // How long the worker may hold pending records back to fill a batch: it calls deliver()
+  // once max_batch() records are pending or the oldest has waited this long (webhook
+  // `batch.max_wait`). Zero: deliver whatever is pending at once.
+  virtual std::chrono::milliseconds max_wait() const { return std::chrono::milliseconds{0}; }
+
   // Delivers `batch` (1..max_batch() records, in queue order) and sets one Result per record
   // (`results` has the same size). Must not throw for expected failures.
   virtual boost::asio::awaitable<void> deliver(std::span<const Record> batch,

@@ -327,6 +327,8 @@ asio::awaitable<void> SinkWorker::backoff(milliseconds delay) {
 asio::awaitable<void> SinkWorker::deliver_loop() {
   enum class Action { ack, retry, dead };
   const std::size_t max_batch = std::max<std::size_t>(1, sink_->max_batch());
+  const milliseconds linger = sink_->max_wait();
+  SteadyClock::time_point linger_until{};
   std::vector<std::size_t> index;
   std::vector<Record> batch;
   std::vector<Result> results;
@@ -352,6 +354,20 @@ asio::awaitable<void> SinkWorker::deliver_loop() {
       co_await wake_.async_wait(wait_token);
       continue;
     }
+    // Linger to fill the batch (webhook batch.max_wait): a request per few records would
+    // waste the receiver's capacity. Never when stopping: the drain sends what there is.
+    // Counted on the real clock from when the loop first saw the batch's first record.
+    if (linger > milliseconds{0} && index.size() < max_batch && !stopping_) {
+      if (linger_until == SteadyClock::time_point{})
+        linger_until = SteadyClock::now() + linger;
+      if (SteadyClock::now() < linger_until) {
+        wake_.expires_at(linger_until);  // offer() and stop() still wake it early
+        co_await wake_.async_wait(wait_token);
+        wake_.expires_at(SteadyClock::time_point::max());
+        continue;
+      }
+    }
+    linger_until = {};
 
     batch.clear();
     results.assign(index.size(), Result{});

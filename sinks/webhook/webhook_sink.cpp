@@ -135,6 +135,10 @@ bool WebhookSink::batching() const {
   return config_.batch.max_events > 0 && config_.signing.scheme != Scheme::appwrite;
 }
 
+std::chrono::milliseconds WebhookSink::max_wait() const {
+  return batching() ? config_.batch.max_wait : std::chrono::milliseconds{0};
+}
+
 std::size_t WebhookSink::max_batch() const {
   return batching() ? std::size_t{config_.concurrency} * config_.batch.max_events
                     : std::size_t{config_.concurrency};
@@ -269,6 +273,8 @@ asio::awaitable<Result> WebhookSink::send_to(const Target& target, Request& requ
     conn->lowest().expires_never();
     const auto& response = parser.get();
     status = response.result_int();
+    if (options_.on_response)
+      options_.on_response(status);
     location = std::string(response[http::field::location]);
     Result result = webhook::classify_status(status, response[http::field::retry_after], now());
     if (pooled && !header_only && response.keep_alive() && idle_.size() < config_.concurrency)

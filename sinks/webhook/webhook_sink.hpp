@@ -32,6 +32,7 @@ namespace sluice::sinks {
 struct WebhookSinkOptions {
   std::function<std::chrono::system_clock::time_point()> now;  // webhook-timestamp, Retry-After
   std::size_t max_redirects = 5;                               // with follow_redirects
+  std::function<void(unsigned status)> on_response;            // every HTTP response (metrics)
 };
 
 class WebhookSink final : public Sink {
@@ -48,6 +49,7 @@ class WebhookSink final : public Sink {
   WebhookSink& operator=(const WebhookSink&) = delete;
 
   std::size_t max_batch() const override;
+  std::chrono::milliseconds max_wait() const override;
   boost::asio::awaitable<void> deliver(std::span<const Record> batch,
                                        std::span<Result> results) override;
   boost::asio::awaitable<void> close() override;

@@ -134,6 +134,10 @@ class WebhookTest(IntegrationTest):
         self.assertEqual(s.metric("sluice_sink_retries_total", sink="hook"), 3)
         self.assertEqual(s.metric("sluice_sink_events_failed_total", sink="hook",
                                   reason="http_503"), 3)
+        self.assertEqual(s.metric("sluice_sink_http_responses_total", sink="hook",
+                                  **{"class": "5xx"}), 3)
+        self.assertEqual(s.metric("sluice_sink_http_responses_total", sink="hook",
+                                  **{"class": "2xx"}), 1)
         self.assertEqual(s.stop(), 0, self.dump_on_failure(s))
         self.assertEqual(len(r.snapshot()), 4)  # delivered once
 
@@ -198,6 +202,20 @@ class WebhookTest(IntegrationTest):
     def test_thousand_events_batched(self):
         reqs = self.run_many(batch="    batch: {max_events: 50}\n")
         self.assertLess(len(reqs), 1000)
+
+    def test_batch_waits_for_max_wait(self):
+        """Three events published one by one leave in one request: the batch waits up to
+        max_wait for more records instead of sending each as it comes."""
+        r = self.receiver()
+        emu, s = self.setup_flow(r, batch="    batch: {max_events: 50, max_wait: 3s}\n")
+        for i in range(3):
+            order(emu, f"o{i}")
+        reqs = r.wait_for_requests(1, timeout=30)
+        wait_for(lambda: s.metric("sluice_sink_events_sent_total", sink="hook") == 3, 20, "sent")
+        reqs = r.snapshot()
+        self.assertEqual(len(reqs), 1)
+        self.assertEqual([x["payload"]["$id"] for x in reqs[0].json()], ["o0", "o1", "o2"])
+        self.assertEqual(s.stop(), 0, self.dump_on_failure(s))
 
     def test_tls_with_test_ca(self):
         ca, server = make_ca(os.path.join(self.dir, "pki"), "good")

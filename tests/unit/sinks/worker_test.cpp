@@ -34,6 +34,7 @@ class ScriptedSink final : public Sink {
       : batch_(batch), gate_(ex, std::chrono::steady_clock::time_point::max()) {}
 
   std::size_t max_batch() const override { return batch_; }
+  std::chrono::milliseconds max_wait() const override { return linger; }
 
   asio::awaitable<void> deliver(std::span<const Record> batch, std::span<Result> results) override {
     std::vector<std::string> call;
@@ -77,6 +78,7 @@ class ScriptedSink final : public Sink {
   std::deque<Step> script;
   bool hold = false;
   bool in_flight = false;
+  std::chrono::milliseconds linger{0};
   int closed = 0;
 
  private:
@@ -181,6 +183,43 @@ TEST_F(WorkerTest, RecordsOfferedWhileRunningAreDelivered) {
   offer(2);
   ASSERT_TRUE(run_until(ctx, [&] { return worker->stats().sent == 2; }));
   EXPECT_EQ(delivered_in_order(), seq({1, 2}));
+}
+
+TEST_F(WorkerTest, LingersUntilTheBatchIsFull) {
+  make(3);
+  sink->linger = 1h;
+  worker->start();
+  offer(1);
+  ctx.poll();
+  EXPECT_TRUE(sink->calls.empty());  // one record is not a batch yet: it waits
+  offer(2);
+  ctx.poll();
+  EXPECT_TRUE(sink->calls.empty());
+  offer(3);
+  ASSERT_TRUE(run_until(ctx, [&] { return worker->stats().sent == 3; }));
+  ASSERT_EQ(sink->calls.size(), 1u);
+  EXPECT_EQ(sink->calls[0], seq({1, 2, 3}));
+}
+
+TEST_F(WorkerTest, LingerEndsAfterMaxWait) {
+  make(3);
+  sink->linger = 20ms;
+  worker->start();
+  offer(1);
+  ASSERT_TRUE(run_until(ctx, [&] { return worker->stats().sent == 1; }));
+  EXPECT_EQ(sink->calls, std::vector<std::vector<std::string>>{seq({1})});
+}
+
+TEST_F(WorkerTest, DrainDoesNotLinger) {
+  make(3);
+  sink->linger = 1h;
+  worker->start();
+  offer(1);
+  ctx.poll();
+  EXPECT_TRUE(sink->calls.empty());
+  ASSERT_TRUE(run_co(ctx, worker->stop(std::chrono::steady_clock::now() + 1h)));
+  EXPECT_EQ(sink->calls, std::vector<std::vector<std::string>>{seq({1})});
+  worker.reset();
 }
 
 TEST_F(WorkerTest, RetryAtTheHeadHoldsTheRecordsBehindIt) {
