@@ -123,6 +123,7 @@ struct KafkaSinkConfig {
   Compression compression = Compression::none;
   std::map<std::string, std::string> properties;  // passed to librdkafka
   std::map<std::string, Template> headers;        // extra headers
+  bool operator==(const KafkaSinkConfig&) const = default;
 };
 
 struct WebhookSinkConfig {
@@ -130,11 +131,13 @@ struct WebhookSinkConfig {
     enum class Scheme { none, standard, appwrite };
     Scheme scheme = Scheme::none;
     Secret secret;
+    bool operator==(const Signing&) const = default;
   };
   struct Batch {
     std::uint32_t max_events = 0;  // 0: batching off
     std::uint64_t max_bytes = 1ull << 20;
     Duration max_wait{100};
+    bool operator==(const Batch&) const = default;
   };
   std::string url;
   Signing signing;
@@ -144,6 +147,7 @@ struct WebhookSinkConfig {
   Batch batch;
   TlsConfig tls;
   bool follow_redirects = false;
+  bool operator==(const WebhookSinkConfig&) const = default;
 };
 
 struct FileSinkConfig {
@@ -152,6 +156,7 @@ struct FileSinkConfig {
   std::uint64_t rotate_max_size = 0;  // 0: no size rotation
   Duration rotate_max_age{0};         // 0: no age rotation
   Fsync fsync = Fsync::batch;
+  bool operator==(const FileSinkConfig&) const = default;
 };
 
 struct SinkConfig {
@@ -160,9 +165,18 @@ struct SinkConfig {
   BufferConfig buffer;  // the top-level `buffer` with this sink's overrides applied
   RetryConfig retry;
   std::string dead_letter;  // empty: failed records are only logged and counted
-  Location location;        // where the sink was declared
+  // Write a marker record after every upstream gap (a window in which events may be missing).
+  bool gap_marker = false;
+  Location location;  // where the sink was declared
 
   std::string_view type_name() const;  // "kafka", "webhook", "file"
+  // Same delivery settings: a reload keeps this sink's worker, queue and connections. The
+  // location is not compared, so moving a sink within the file does not restart it.
+  bool same_settings(const SinkConfig& other) const {
+    return name == other.name && settings == other.settings && buffer == other.buffer &&
+           retry == other.retry && dead_letter == other.dead_letter &&
+           gap_marker == other.gap_marker;
+  }
 };
 
 struct RouteConfig {

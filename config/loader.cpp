@@ -914,23 +914,24 @@ std::optional<SinkConfig> Loader::sink(const Field& f, const BufferConfig& buffe
     return std::nullopt;  // the other keys cannot be checked without a type
   switch (*kind) {
     case Type::kafka: {
-      map.check_keys({"type", "buffer", "retry", "dead_letter", "brokers", "topic", "key",
-                      "compression", "properties", "headers"});
+      map.check_keys({"type", "buffer", "retry", "dead_letter", "gap_marker", "brokers", "topic",
+                      "key", "compression", "properties", "headers"});
       KafkaSinkConfig k;
       kafka(map, k);
       out.settings = std::move(k);
       break;
     }
     case Type::webhook: {
-      map.check_keys({"type", "buffer", "retry", "dead_letter", "url", "signing", "timeout",
-                      "concurrency", "headers", "batch", "tls", "follow_redirects"});
+      map.check_keys({"type", "buffer", "retry", "dead_letter", "gap_marker", "url", "signing",
+                      "timeout", "concurrency", "headers", "batch", "tls", "follow_redirects"});
       WebhookSinkConfig w;
       webhook(map, w);
       out.settings = std::move(w);
       break;
     }
     case Type::file: {
-      map.check_keys({"type", "buffer", "retry", "dead_letter", "path", "rotate", "fsync"});
+      map.check_keys(
+          {"type", "buffer", "retry", "dead_letter", "gap_marker", "path", "rotate", "fsync"});
       FileSinkConfig fs;
       file_sink(map, fs);
       out.settings = std::move(fs);
@@ -944,6 +945,10 @@ std::optional<SinkConfig> Loader::sink(const Field& f, const BufferConfig& buffe
   if (const auto* d = map.get("dead_letter")) {
     if (auto s = string(*d))
       out.dead_letter = *s;
+  }
+  if (const auto* g = map.get("gap_marker")) {
+    if (auto v = boolean(*g))
+      out.gap_marker = *v;
   }
   if (errors_.size() != errors_before)
     return std::nullopt;

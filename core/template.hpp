@@ -36,6 +36,8 @@ class Template {
   std::string render(const Event& event, const TemplateContext& context) const;
 
   const std::string& source() const { return source_; }
+  // Templates are equal when written the same: everything else is derived from the source.
+  bool operator==(const Template& other) const { return source_ == other.source_; }
   bool constant() const;  // no placeholders at all
 
  private:

@@ -1,5 +1,6 @@
 #include "daemon/app.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <memory>
 #include <vector>
@@ -12,6 +13,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include "config/loader.hpp"
 #include "core/json.hpp"
@@ -19,6 +21,7 @@
 #include "core/metrics.hpp"
 #include "core/utc.hpp"
 #include "daemon/admin/server.hpp"
+#include "daemon/config_watcher.hpp"
 #include "daemon/router.hpp"
 #include "daemon/systemd_notify.hpp"
 #include "daemon/upstream/client.hpp"
@@ -44,6 +47,14 @@ std::string iso_time(std::chrono::system_clock::time_point t) {
                      u.tm.tm_mday, u.tm.tm_hour, u.tm.tm_min, u.tm.tm_sec);
 }
 
+std::string iso_time_ms(std::chrono::system_clock::time_point t) {
+  const auto u = to_utc(t);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() % 1000;
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+00:00", u.tm.tm_year + 1900,
+                     u.tm.tm_mon + 1, u.tm.tm_mday, u.tm.tm_hour, u.tm.tm_min, u.tm.tm_sec, ms);
+}
+
 std::string_view state_label(upstream::RealtimeClient::State s) {
   using S = upstream::RealtimeClient::State;
   switch (s) {
@@ -63,27 +74,59 @@ std::string_view state_label(upstream::RealtimeClient::State s) {
   return "idle";
 }
 
+// One applied configuration: the routing table and the workers of the sinks it routes to. A
+// reload builds the next one and swaps it in whole; an event that is being routed keeps the
+// generation it started with until it has to wait, then routes again under the current one.
+struct Generation {
+  config::Config config;
+  std::shared_ptr<const Router> router;
+  std::vector<std::shared_ptr<sinks::SinkWorker>> workers;  // by index in config.sinks
+  std::vector<prometheus::Counter*> routed;                 // by index in config.routes
+};
+
+upstream::Subscription make_subscription(const Generation& gen) {
+  upstream::Subscription subscription;
+  subscription.channels = gen.router->subscription_channels();
+  for (const auto& route : gen.config.routes)
+    subscription.entries.push_back({upstream::subscription_id(route.name), route.channels});
+  return subscription;
+}
+
+std::string spool_path(const config::SinkConfig& sink) {
+  if (sink.buffer.type != config::BufferConfig::Type::disk)
+    return {};
+  return sink.buffer.dir + "/" + sink.name;
+}
+
 // The daemon: one event loop (this thread), a small pool for blocking work, the realtime
-// client, the router, one SinkWorker per sink and the admin server. Lives for the whole run;
-// everything it owns runs on `io_` except what the sinks hand to `pool_`.
+// client, the current Generation (router and sink workers) and the admin server. Lives for the
+// whole run; everything it owns runs on `io_` except what the sinks hand to `pool_`.
 class App {
  public:
-  explicit App(config::Config config) : config_(std::move(config)) {}
+  App(const Options& options, config::Config config)
+      : options_(options), first_config_(std::move(config)) {}
 
   int run() {
     if (!build())
       return kExitRuntime;
     asio::co_spawn(io_, handle_signals(), asio::detached);
-    for (auto& w : workers_)
+    asio::co_spawn(io_, reloader(), asio::detached);
+    for (auto& w : current_->workers)
       w->start();
     admin_->start();
     client_->start();
+    if (watcher_) {
+      if (auto ec = watcher_->start()) {
+        log::error("config", "cannot watch the configuration file; reload with SIGHUP instead",
+                   {{"path", current_->config.path}, {"error", ec.message()}});
+      }
+    }
     notify_.start_watchdog(io_.get_executor());
     notify_.ready();
     log::info("app", "started",
               {{"version", SLUICE_VERSION},
-               {"sinks", std::to_string(workers_.size())},
-               {"routes", std::to_string(config_.routes.size())}});
+               {"sinks", std::to_string(current_->workers.size())},
+               {"routes", std::to_string(current_->config.routes.size())}});
     io_.run();
     pool_.join();
     log::info("app", "stopped");
@@ -92,87 +135,180 @@ class App {
 
  private:
   bool build() {
-    if (config_.admin.tls) {
-      log::error("admin",
-                 "admin.tls is not supported yet; serve the admin port on loopback or "
-                 "behind a TLS-terminating proxy");
-      return false;
-    }
-    router_ = std::make_shared<const Router>(config_);
-    for (const auto& route : config_.routes)
-      routed_.push_back(&metrics_.routed(route.name));
-
-    for (const auto& sink : config_.sinks) {
+    auto gen = std::make_shared<Generation>();
+    gen->config = std::move(first_config_);
+    gen->router = std::make_shared<const Router>(gen->config);
+    for (const auto& route : gen->config.routes)
+      gen->routed.push_back(&metrics_.routed(route.name));
+    for (const auto& sink : gen->config.sinks) {
       std::string error;
-      auto s = sinks::make_sink(sink, config_.appwrite.project, pool_, io_.get_executor(), error);
-      if (!s) {
+      auto worker = make_worker(sink, gen->config.appwrite.project, error);
+      if (!worker) {
         log::error("app", "cannot create sink", {{"sink", sink.name}, {"error", error}});
         return false;
       }
-      try {
-        workers_.push_back(std::make_unique<sinks::SinkWorker>(
-            io_.get_executor(), std::move(s), sink, metrics_.sink(sink.name), pool_));
-      } catch (const std::exception& e) {  // e.g. a disk buffer directory that cannot be used
-        log::error("app", "cannot create sink", {{"sink", sink.name}, {"error", e.what()}});
-        return false;
-      }
+      gen->workers.push_back(std::move(worker));
     }
+    current_ = std::move(gen);
 
-    upstream::Subscription subscription;
-    subscription.channels = router_->subscription_channels();
-    for (const auto& route : config_.routes) {
-      subscription.entries.push_back({upstream::subscription_id(route.name), route.channels});
-    }
-    client_ = std::make_unique<upstream::RealtimeClient>(
-        io_.get_executor(), config_.appwrite, std::move(subscription), metrics_,
-        [this](EventPtr e) { return on_event(std::move(e)); });
     std::string error;
-    if (!client_->init(error)) {
+    client_ = make_client(current_->config.appwrite, make_subscription(*current_), error);
+    if (!client_) {
       log::error("app", "cannot set up the upstream client", {{"error", error}});
       return false;
     }
 
+    const auto& admin = current_->config.admin;
     admin::Handlers handlers;
     handlers.ready = [this] { return ready(); };
     handlers.status_json = [this] { return status_json(); };
-    admin_ = std::make_unique<admin::AdminServer>(io_.get_executor(), metrics_, handlers,
-                                                  config_.admin.token);
-    if (auto ec = admin_->listen(config_.admin.host, config_.admin.port)) {
-      log::error("admin", "cannot listen",
-                 {{"address", fmt::format("{}:{}", config_.admin.host, config_.admin.port)},
-                  {"error", ec.message()}});
+    admin_ =
+        std::make_unique<admin::AdminServer>(io_.get_executor(), metrics_, handlers, admin.token);
+    if (auto ec = admin_->listen(admin.host, admin.port)) {
+      log::error(
+          "admin", "cannot listen",
+          {{"address", fmt::format("{}:{}", admin.host, admin.port)}, {"error", ec.message()}});
       return false;
+    }
+    if (admin.tls) {
+      if (auto tls_error = admin_->enable_tls(*admin.tls); !tls_error.empty()) {
+        log::error("admin", "cannot serve TLS", {{"error", tls_error}});
+        return false;
+      }
+    }
+    if (options_.watch_config) {
+      watcher_ = std::make_unique<ConfigWatcher>(io_.get_executor(), current_->config.path,
+                                                 [this] { request_reload(); });
     }
     return true;
   }
 
-  // Called by the realtime client for every event, before it reads the next frame: awaiting
-  // here (a full sink in `block` mode) is what pushes back on the socket.
-  asio::awaitable<void> on_event(EventPtr event) {
-    route_result_.clear();
-    router_->route(*event, route_result_);
-    if (route_result_.unmatched()) {
-      metrics_.events_unmatched().Increment();
-      co_return;
+  // A worker for `sink`, or nullptr with `error` set. Opening a disk buffer blocks while it
+  // recovers: acceptable at start-up and reload.
+  std::shared_ptr<sinks::SinkWorker> make_worker(const config::SinkConfig& sink,
+                                                 const std::string& project, std::string& error) {
+    auto metrics = metrics_.sink(sink.name);
+    auto s = sinks::make_sink(sink, project, pool_, io_.get_executor(), error, &metrics);
+    if (!s)
+      return nullptr;
+    try {
+      return std::make_shared<sinks::SinkWorker>(io_.get_executor(), std::move(s), sink,
+                                                 std::move(metrics), pool_);
+    } catch (const std::exception& e) {  // e.g. a disk buffer directory that cannot be used
+      error = e.what();
+      return nullptr;
     }
-    for (const auto r : route_result_.matched)
-      routed_[r]->Increment();
-    for (const auto& t : route_result_.targets) {
-      auto& worker = *workers_[t.sink];
-      while (
-          worker.offer(sinks::Record{event, std::string(t.route_name), std::string(t.channel)}) ==
-          sinks::SinkWorker::Accept::full) {
-        co_await worker.wait_for_space();
-        if (stopping_)
-          co_return;
+  }
+
+  std::unique_ptr<upstream::RealtimeClient> make_client(const config::AppwriteConfig& appwrite,
+                                                        upstream::Subscription subscription,
+                                                        std::string& error) {
+    auto client = std::make_unique<upstream::RealtimeClient>(
+        io_.get_executor(), appwrite, std::move(subscription), metrics_,
+        [this](EventPtr e) { return on_event(std::move(e)); });
+    if (!client->init(error))
+      return nullptr;
+    client->on_gap([this](auto from, auto to) { write_gap_markers(from, to); });
+    return client;
+  }
+
+  // Called by a realtime client for every event, before it reads the next frame: awaiting
+  // here (a full sink in `block` mode, a reload in progress) is what pushes back on the socket.
+  asio::awaitable<void> on_event(EventPtr event) {
+    // The workers that already took this event: after a wait it is routed again under the
+    // current generation, and a worker that survived a reload must not get it twice. Shared
+    // pointers, so a retired worker's address cannot be mistaken for a new one.
+    boost::container::small_vector<std::shared_ptr<sinks::SinkWorker>, 4> accepted;
+    for (bool first = true;; first = false) {
+      while (reloading_ && !stopping_)
+        co_await gate_.async_wait(use_tuple);
+      if (stopping_)
+        co_return;
+      const Generation& gen = *current_;
+      route_result_.clear();
+      gen.router->route(*event, route_result_);
+      if (first) {
+        if (route_result_.unmatched())
+          metrics_.events_unmatched().Increment();
+        for (const auto r : route_result_.matched)
+          gen.routed[r]->Increment();
+      }
+      std::shared_ptr<sinks::SinkWorker> full;
+      for (const auto& t : route_result_.targets) {
+        const auto& worker = gen.workers[t.sink];
+        if (std::find(accepted.begin(), accepted.end(), worker) != accepted.end())
+          continue;
+        if (worker->offer(
+                sinks::Record{event, std::string(t.route_name), std::string(t.channel)}) ==
+            sinks::SinkWorker::Accept::full) {
+          full = worker;
+          break;
+        }
+        accepted.push_back(worker);
+      }
+      if (!full)
+        co_return;
+      co_await full->wait_for_space();
+    }
+  }
+
+  // A marker record for each route of each sink with `gap_marker: true`, after the upstream
+  // was down from `from` to `to`: Appwrite has no replay, so consumers must learn that events
+  // of that window may be missing. It has the shape of a realtime `data` object, so every sink
+  // and template handles it; `events` is ["sluice.gap"].
+  void write_gap_markers(std::chrono::system_clock::time_point from,
+                         std::chrono::system_clock::time_point to) {
+    const Generation& gen = *current_;
+    const auto seconds = std::chrono::duration<double>(to - from).count();
+    for (std::size_t s = 0; s < gen.config.sinks.size(); ++s) {
+      if (!gen.config.sinks[s].gap_marker)
+        continue;
+      for (const auto& route : gen.config.routes) {
+        if (std::find(route.sinks.begin(), route.sinks.end(), gen.config.sinks[s].name) ==
+            route.sinks.end()) {
+          continue;
+        }
+        std::string frame = R"({"type":"event","data":{"events":["sluice.gap"],"channels":[)";
+        append_json_string(frame, route.channels.front());
+        frame += R"(],"timestamp":)";
+        append_json_string(frame, iso_time_ms(to));
+        frame += R"(,"payload":{"$id":)";
+        append_json_string(
+            frame,
+            fmt::format("gap-{}", make_event_id(iso_time_ms(from) + route.name).substr(0, 16)));
+        frame += R"(,"from":)";
+        append_json_string(frame, iso_time_ms(from));
+        frame += R"(,"to":)";
+        append_json_string(frame, iso_time_ms(to));
+        frame += fmt::format(R"(,"seconds":{:.3f},"project":)", seconds);
+        append_json_string(frame, gen.config.appwrite.project);
+        frame += R"(,"route":)";
+        append_json_string(frame, route.name);
+        frame += "}}}";
+        frame.reserve(frame.size() + kJsonPadding);
+        auto decoded =
+            marker_decoder_.decode(std::move(frame), false, std::chrono::steady_clock::now(), to);
+        if (decoded.kind != upstream::FrameKind::event)
+          continue;  // cannot happen: the frame is ours
+        // A marker is never worth blocking the upstream for: when the sink is full it is
+        // dropped (and counted by the worker like any dropped record).
+        if (gen.workers[s]->offer(
+                sinks::Record{std::move(decoded.event), route.name, route.channels.front()}) ==
+            sinks::SinkWorker::Accept::full) {
+          log::warn("app", "no room for a gap marker", {{"sink", gen.config.sinks[s].name}});
+        }
       }
     }
+    log::warn("upstream", "events may be missing: the subscription was down",
+              {{"from", iso_time_ms(from)},
+               {"to", iso_time_ms(to)},
+               {"seconds", fmt::format("{:.3f}", seconds)}});
   }
 
   bool ready() const {
     if (!client_->subscribed())
       return false;
-    for (const auto& w : workers_) {
+    for (const auto& w : current_->workers) {
       if (w->stats().stuck)
         return false;
     }
@@ -180,6 +316,7 @@ class App {
   }
 
   std::string status_json() const {
+    const auto& cfg = current_->config;
     const auto& s = client_->status();
     std::string out = "{\"version\":";
     append_json_string(out, SLUICE_VERSION);
@@ -190,15 +327,15 @@ class App {
     out += ",\"since\":";
     append_json_string(out, iso_time(s.since));
     out += ",\"endpoint\":";
-    append_json_string(out, config_.appwrite.realtime_endpoint);
+    append_json_string(out, cfg.appwrite.realtime_endpoint);
     out += ",\"project\":";
-    append_json_string(out, config_.appwrite.project);
+    append_json_string(out, cfg.appwrite.project);
     out += ",\"mode\":";
     append_json_string(out, s.mode);
     out += ",\"server_version\":";
     append_json_string(out, s.server_version);
     out += ",\"tls_verify\":";
-    out += config_.appwrite.tls.verify ? "true" : "false";
+    out += cfg.appwrite.tls.verify ? "true" : "false";
     out += ",\"connects\":" + std::to_string(s.connects);
     out += ",\"last_error\":";
     append_json_string(out, s.last_error);
@@ -208,15 +345,19 @@ class App {
         out += ',';
       append_json_string(out, s.channels[i]);
     }
-    out += "]},\"sinks\":[";
-    for (std::size_t i = 0; i < workers_.size(); ++i) {
-      const auto st = workers_[i]->stats();
+    out += "]},\"config\":{\"path\":";
+    append_json_string(out, cfg.path);
+    out += fmt::format(",\"reloads\":{},\"last_reload_error\":", reloads_);
+    append_json_string(out, last_reload_error_);
+    out += "},\"sinks\":[";
+    for (std::size_t i = 0; i < current_->workers.size(); ++i) {
+      const auto st = current_->workers[i]->stats();
       if (i > 0)
         out += ',';
       out += "{\"name\":";
-      append_json_string(out, config_.sinks[i].name);
+      append_json_string(out, cfg.sinks[i].name);
       out += ",\"type\":";
-      append_json_string(out, config_.sinks[i].type_name());
+      append_json_string(out, cfg.sinks[i].type_name());
       out += fmt::format(
           ",\"queued_events\":{},\"queued_bytes\":{},\"sent\":{},\"failed\":{},\"retries\":{},"
           "\"dead_lettered\":{},\"dropped\":{},\"stuck\":{},\"last_error\":",
@@ -230,70 +371,301 @@ class App {
   }
 
   asio::awaitable<void> handle_signals() {
-    asio::signal_set signals(io_, SIGINT, SIGTERM, SIGHUP);
     for (;;) {
-      auto [ec, sig] = co_await signals.async_wait(use_tuple);
+      auto [ec, sig] = co_await signals_.async_wait(use_tuple);
       if (ec)
         co_return;
       if (sig == SIGHUP) {
-        notify_.reloading();
-        reload();
-        notify_.ready();  // also after a rejected reload: the old configuration keeps running
+        request_reload();
         continue;
       }
       log::info("app", "stopping", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
-      notify_.stopping();
       co_await shutdown();
       co_return;
     }
   }
 
-  // Validates the file again. Applying a new configuration in place (routes swapped, unchanged
-  // sinks kept) is the hot-reload work; until then a valid file is reported as needing a
-  // restart and the running configuration stays.
-  void reload() {
-    auto result = config::load_file(config_.path);
-    if (!result.ok()) {
-      metrics_.config_reloads(false).Increment();
-      for (const auto& e : result.errors) {
-        log::error("config", "reload rejected", {{"error", e.format()}});
+  // A fatal error outside the signal handler: drain and stop as SIGTERM would.
+  void request_stop() { asio::co_spawn(io_, shutdown(), asio::detached); }
+
+  // SIGHUP and the file watcher only ask; one coroutine applies reloads one at a time, and
+  // requests that arrive during a reload collapse into one more.
+  void request_reload() {
+    reload_requested_ = true;
+    reload_wake_.cancel();
+  }
+
+  asio::awaitable<void> reloader() {
+    while (!stopping_) {
+      if (!reload_requested_) {
+        co_await reload_wake_.async_wait(use_tuple);
+        continue;
       }
+      reload_requested_ = false;
+      reload_running_ = true;
+      notify_.reloading();
+      co_await reload();
+      reload_running_ = false;
+      reload_wake_.cancel();  // shutdown() may be waiting for the reload to end
+      if (!stopping_)
+        notify_.ready();  // also after a rejected reload: the old configuration keeps running
+    }
+  }
+
+  void reject_reload(std::string reason) {
+    metrics_.config_reloads(false).Increment();
+    last_reload_error_ = std::move(reason);
+  }
+
+  // Loads and validates the file, then applies it: routes swap atomically, sinks whose
+  // settings did not change keep their workers (queues and connections), removed sinks drain,
+  // and the subscription changes without a window in which events are lost. An invalid file
+  // leaves everything as it was.
+  asio::awaitable<void> reload() {
+    const std::string path = current_->config.path;
+    auto result = config::load_file(path);
+    if (!result.ok()) {
+      for (const auto& e : result.errors)
+        log::error("config", "reload rejected", {{"error", e.format()}});
+      reject_reload(result.errors.front().format());
+      co_return;
+    }
+    auto next = std::make_shared<Generation>();
+    next->config = std::move(*result.config);
+    apply_overrides(options_, next->config);
+    const Generation& old = *current_;
+    if (!(next->config.admin == old.config.admin)) {
+      log::warn("config", "admin settings take effect at the next restart");
+      next->config.admin = old.config.admin;
+    }
+
+    // Events wait at the gate (TCP backpressure) while workers are swapped.
+    reloading_ = true;
+    std::vector<std::size_t> stopped_before;  // old sinks stopped to free their disk buffer
+    std::string error;
+    next->workers.resize(next->config.sinks.size());
+    for (std::size_t i = 0; i < next->config.sinks.size(); ++i) {
+      const auto& sink = next->config.sinks[i];
+      const auto* before = old.config.find_sink(sink.name);
+      if (before && before->same_settings(sink)) {
+        next->workers[i] = old.workers[index_of(old.config, *before)];
+        continue;
+      }
+      // One disk buffer, one writer: a changed sink's old worker stops now (what it holds
+      // stays on disk and the new worker delivers it first), and so does a removed sink of
+      // the same name that is still draining.
+      if (const auto spool = spool_path(sink); !spool.empty()) {
+        std::vector<std::shared_ptr<sinks::SinkWorker>> holders;
+        if (before && spool_path(*before) == spool) {
+          stopped_before.push_back(index_of(old.config, *before));
+          holders.push_back(old.workers[stopped_before.back()]);
+        }
+        for (std::size_t r = 0; r < retiring_workers_.size(); ++r) {
+          if (retiring_paths_[r] == spool)
+            holders.push_back(retiring_workers_[r]);  // copied: the list changes as they finish
+        }
+        for (const auto& w : holders)
+          co_await w->stop(Clock::now());
+      }
+      next->workers[i] = make_worker(sink, next->config.appwrite.project, error);
+      if (!next->workers[i]) {
+        error = fmt::format("sink \"{}\": {}", sink.name, error);
+        break;
+      }
+    }
+    if (!error.empty()) {
+      // Undo: the new workers never started; the old ones stopped for their disk buffer come
+      // back from their old settings, so nothing they buffered is stranded.
+      for (auto& w : next->workers) {
+        if (w && std::find(old.workers.begin(), old.workers.end(), w) == old.workers.end())
+          co_await w->stop(Clock::now());
+      }
+      next.reset();
+      for (const auto i : stopped_before) {
+        std::string again;
+        auto restored =
+            make_worker(current_->config.sinks[i], current_->config.appwrite.project, again);
+        if (!restored) {
+          log::error("app", "cannot restore a sink after a failed reload; exiting",
+                     {{"sink", current_->config.sinks[i].name}, {"error", again}});
+          exit_code_ = kExitRuntime;
+          request_stop();
+          break;
+        }
+        restored->start();
+        current_->workers[i] = std::move(restored);
+      }
+      reloading_ = false;
+      gate_.cancel();
+      log::error("config", "reload rejected", {{"error", error}});
+      reject_reload(std::move(error));
+      co_return;
+    }
+    next->router = std::make_shared<const Router>(next->config);
+    for (const auto& route : next->config.routes)
+      next->routed.push_back(&metrics_.routed(route.name));
+
+    // The swap. Old workers not carried over drain in the background.
+    auto previous = std::exchange(current_, next);
+    for (std::size_t i = 0; i < previous->workers.size(); ++i) {
+      const auto& w = previous->workers[i];
+      const bool kept =
+          std::find(next->workers.begin(), next->workers.end(), w) != next->workers.end();
+      const bool stopped =
+          std::find(stopped_before.begin(), stopped_before.end(), i) != stopped_before.end();
+      if (!kept && !stopped)
+        retire(w, spool_path(previous->config.sinks[i]));
+    }
+    for (const auto& w : next->workers) {
+      if (std::find(previous->workers.begin(), previous->workers.end(), w) ==
+          previous->workers.end()) {
+        w->start();
+      }
+    }
+    log::configure(next->config.log.level, next->config.log.format);
+    reloading_ = false;
+    gate_.cancel();
+
+    change_subscription(previous->config.appwrite);
+    ++reloads_;
+    last_reload_error_.clear();
+    metrics_.config_reloads(true).Increment();
+    log::info("config", "reloaded",
+              {{"path", path},
+               {"routes", std::to_string(next->config.routes.size())},
+               {"sinks", std::to_string(next->config.sinks.size())}});
+  }
+
+  // Drains a worker the new configuration no longer uses, within the drain grace period;
+  // what its disk buffer still holds stays there for a sink of the same name.
+  void retire(std::shared_ptr<sinks::SinkWorker> worker, std::string spool) {
+    ++retiring_;
+    retiring_workers_.push_back(worker);
+    retiring_paths_.push_back(std::move(spool));
+    log::info("app", "draining a removed sink", {{"sink", worker->name()}});
+    asio::co_spawn(
+        io_, worker->stop(Clock::now() + kDrainGrace), [this, worker](std::exception_ptr) {
+          const auto it = std::find(retiring_workers_.begin(), retiring_workers_.end(), worker);
+          if (it != retiring_workers_.end()) {
+            retiring_paths_.erase(retiring_paths_.begin() + (it - retiring_workers_.begin()));
+            retiring_workers_.erase(it);
+          }
+          if (--retiring_ == 0)
+            retired_.cancel();
+        });
+  }
+
+  static std::size_t index_of(const config::Config& cfg, const config::SinkConfig& sink) {
+    return static_cast<std::size_t>(&sink - cfg.sinks.data());
+  }
+
+  // In message mode the open connection changes its subscriptions (subscribe, then
+  // unsubscribe). A URL-mode connection cannot: a second client connects with the new
+  // channels and the first one closes only once the second is subscribed. New Appwrite
+  // settings (endpoint, project, credentials) take the second path too.
+  void change_subscription(const config::AppwriteConfig& before) {
+    auto subscription = make_subscription(*current_);
+    const auto& appwrite = current_->config.appwrite;
+    const bool channels_changed = subscription.channels != client_->status().channels;
+    const bool open_url_connection =
+        client_->status().mode == "url" &&
+        client_->status().state != upstream::RealtimeClient::State::backing_off;
+    if (appwrite == before && !(channels_changed && open_url_connection)) {
+      if (next_client_)  // an earlier switch still coming up must not bring back old routes
+        next_client_->update_subscription(subscription);
+      client_->update_subscription(std::move(subscription));
       return;
     }
-    log::warn("config", "the configuration is valid; restart sluice to apply it",
-              {{"path", config_.path}});
+    std::string error;
+    auto next = make_client(appwrite, std::move(subscription), error);
+    if (!next) {
+      log::error("upstream", "cannot set up the new upstream client; keeping the old one",
+                 {{"error", error}});
+      return;
+    }
+    if (next_client_)
+      retire_client(std::move(next_client_));  // an earlier switch that never came up
+    next_client_ = std::move(next);
+    auto* candidate = next_client_.get();
+    next_client_->on_subscribed([this, candidate] {
+      if (next_client_.get() != candidate)
+        return;  // already switched: a later reconnect of the current client
+      log::info("upstream", "the new subscription is up; closing the old connection");
+      retire_client(std::exchange(client_, std::move(next_client_)));
+    });
+    log::info("upstream", "opening a second connection for the new subscription");
+    next_client_->start();
+  }
+
+  void retire_client(std::unique_ptr<upstream::RealtimeClient> client) {
+    ++retiring_;
+    client->stop();
+    std::shared_ptr<upstream::RealtimeClient> held(std::move(client));
+    asio::co_spawn(io_, held->stopped(), [this, held](std::exception_ptr) {
+      // The stopped client reported "disconnected" on the shared gauge.
+      metrics_.upstream_connected().Set(client_ && client_->subscribed() ? 1 : 0);
+      if (--retiring_ == 0)
+        retired_.cancel();
+    });
   }
 
   asio::awaitable<void> shutdown() {
+    if (stopping_)
+      co_return;
     stopping_ = true;
+    notify_.stopping();
+    boost::system::error_code ignored;
+    signals_.cancel(ignored);
+    gate_.cancel();
+    reload_wake_.cancel();
+    if (watcher_)
+      watcher_->stop();
+    while (reload_running_)
+      co_await reload_wake_.async_wait(use_tuple);
+    if (next_client_)
+      retire_client(std::move(next_client_));
     client_->stop();
     co_await client_->stopped();
     const auto deadline = Clock::now() + kDrainGrace;
-    // Drain every sink concurrently against one deadline.
-    std::size_t pending = workers_.size();
-    asio::steady_timer all_done(io_, Clock::time_point::max());
-    for (auto& w : workers_) {
-      asio::co_spawn(io_, w->stop(deadline), [&pending, &all_done](std::exception_ptr) {
-        if (--pending == 0)
-          all_done.cancel();
+    // Drain every sink concurrently against one deadline, with any still retiring.
+    for (auto& w : current_->workers) {
+      ++retiring_;
+      asio::co_spawn(io_, w->stop(deadline), [this](std::exception_ptr) {
+        if (--retiring_ == 0)
+          retired_.cancel();
       });
     }
-    if (pending > 0)
-      co_await all_done.async_wait(use_tuple);
+    while (retiring_ > 0)
+      co_await retired_.async_wait(use_tuple);
     admin_->stop();
   }
 
-  config::Config config_;
+  Options options_;
+  config::Config first_config_;  // moved into the first Generation by build()
   asio::io_context io_{1};
   SystemdNotifier notify_;  // after io_: its watchdog timer must go before the io_context
   sinks::BlockingPool pool_;
   Metrics metrics_;
-  std::shared_ptr<const Router> router_;
-  std::vector<prometheus::Counter*> routed_;                 // by route index
-  std::vector<std::unique_ptr<sinks::SinkWorker>> workers_;  // by sink index
+  std::shared_ptr<Generation> current_;
   std::unique_ptr<upstream::RealtimeClient> client_;
+  std::unique_ptr<upstream::RealtimeClient> next_client_;  // a reload's, until it subscribes
   std::unique_ptr<admin::AdminServer> admin_;
-  RouteResult route_result_;  // reused for every event
+  std::unique_ptr<ConfigWatcher> watcher_;
+  upstream::FrameDecoder marker_decoder_;
+  RouteResult route_result_;  // reused for every event; never held across a suspension
+  // Steady timers used as condition variables (expiry "never", cancel() wakes the waiters).
+  asio::signal_set signals_{io_, SIGINT, SIGTERM, SIGHUP};
+  asio::steady_timer gate_{io_, Clock::time_point::max()};         // on_event during a reload
+  asio::steady_timer reload_wake_{io_, Clock::time_point::max()};  // reloader and shutdown
+  asio::steady_timer retired_{io_, Clock::time_point::max()};      // retiring workers/clients
+  bool reloading_ = false;
+  bool reload_requested_ = false;
+  bool reload_running_ = false;
+  std::size_t retiring_ = 0;  // workers and clients still stopping
+  std::vector<std::shared_ptr<sinks::SinkWorker>> retiring_workers_;
+  std::vector<std::string> retiring_paths_;  // their disk buffers, "" for memory
+  std::uint64_t reloads_ = 0;
+  std::string last_reload_error_;
   bool stopping_ = false;
   int exit_code_ = kExitOk;
 };
@@ -301,10 +673,7 @@ class App {
 }  // namespace
 
 int run_daemon(const Options& options, config::Config config) {
-  if (options.watch_config) {
-    log::warn("config", "--watch-config is not supported yet; send SIGHUP to re-validate");
-  }
-  App app(std::move(config));
+  App app(options, std::move(config));
   return app.run();
 }
 

@@ -10,6 +10,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 #include <boost/json/parse.hpp>
@@ -34,8 +35,8 @@ namespace {
 // Server frames are not bound by Appwrite's 64,000-byte inbound limit; a row with large
 // columns can exceed it. Anything past this is treated as a broken connection.
 constexpr std::size_t kMaxFrameBytes = 16u << 20;
-// Most frames fit; a larger one costs one reallocation.
-constexpr std::size_t kFrameReserve = 8192;
+// The read buffer keeps up to this much capacity between frames.
+constexpr std::size_t kFrameRetain = 1u << 20;
 
 std::string_view state_name(RealtimeClient::State s) {
   switch (s) {
@@ -90,6 +91,19 @@ std::string subscribe_message(const Subscription& sub) {
       append_json_string(m, e.channels[i]);
     }
     m += R"(],"queries":[]})";
+  }
+  m += "]}";
+  return m;
+}
+
+std::string unsubscribe_message(const std::vector<std::string>& ids) {
+  std::string m = R"({"type":"unsubscribe","data":[)";
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0)
+      m += ',';
+    m += R"({"subscriptionId":)";
+    append_json_string(m, ids[i]);
+    m += '}';
   }
   m += "]}";
   return m;
@@ -190,6 +204,27 @@ asio::awaitable<void> RealtimeClient::stopped() {
   co_await done_timer_.async_wait(use_tuple);
 }
 
+void RealtimeClient::update_subscription(Subscription next) {
+  std::vector<std::string> removed;
+  for (const auto& old : subscription_.entries) {
+    const bool kept = std::any_of(next.entries.begin(), next.entries.end(),
+                                  [&](const Subscription::Entry& e) { return e.id == old.id; });
+    if (!kept)
+      removed.push_back(old.id);
+  }
+  subscription_ = std::move(next);
+  status_.channels = subscription_.channels;
+  if (!send_)
+    return;  // not subscribed in message mode: the next connect subscribes to the new set
+  // Unsubscribing first would open a window for the routes whose channels stay; subscribing
+  // first at worst delivers an event twice.
+  pending_unsubscribe_.insert(pending_unsubscribe_.end(), removed.begin(), removed.end());
+  send_(subscribe_message(subscription_));
+  log::info("upstream", "changing the subscription",
+            {{"channels", std::to_string(subscription_.channels.size())},
+             {"removed_subscriptions", std::to_string(removed.size())}});
+}
+
 void RealtimeClient::set_state(State state) {
   if (state != status_.state)
     log::debug("upstream", "state", {{"state", std::string(state_name(state))}});
@@ -244,24 +279,43 @@ asio::awaitable<RealtimeClient::SessionEnd> RealtimeClient::talk(Ws& ws, const s
   ws.read_message_max(kMaxFrameBytes);
 
   auto became_subscribed = [&] {
+    if (status_.state == State::subscribed) {
+      // A confirmation of update_subscription()'s upsert: now the old entries can go.
+      if (!pending_unsubscribe_.empty()) {
+        link.send(unsubscribe_message(pending_unsubscribe_));
+        pending_unsubscribe_.clear();
+      }
+      return;
+    }
     if (ever_subscribed_ && down_since_ != Clock::time_point{}) {
       metrics_.gap_seconds().Increment(
           std::chrono::duration<double>(Clock::now() - down_since_).count());
+      if (on_gap_)
+        on_gap_(down_since_wall_, std::chrono::system_clock::now());
     }
     down_since_ = {};
     ever_subscribed_ = true;
+    pending_unsubscribe_.clear();  // a fresh connection holds only the current entries
     set_state(State::subscribed);
     status_.last_error.clear();
+    if (mode == "message")
+      send_ = [&link](std::string m) { link.send(std::move(m)); };
     log::info("upstream", "subscribed",
               {{"mode", mode}, {"channels", std::to_string(subscription_.channels.size())}});
+    if (on_subscribed_)
+      on_subscribed_();
   };
 
   auto reader = [&]() -> asio::awaitable<void> {
+    // Frames are read into one flat_buffer kept across frames, then copied once into an
+    // exactly sized string: growing a std::string through asio::dynamic_buffer zero-fills
+    // every byte Beast prepares (4% of the daemon's instructions, issue #10).
+    beast::flat_buffer incoming;
     for (;;) {
-      std::string frame;
-      frame.reserve(kFrameReserve);
-      auto buffer = asio::dynamic_buffer(frame, kMaxFrameBytes);
-      auto [ec, n] = co_await ws.async_read(buffer, use_tuple);
+      incoming.clear();
+      if (incoming.capacity() > kFrameRetain)
+        incoming.shrink_to_fit();  // one huge frame must not pin its memory for good
+      auto [ec, n] = co_await ws.async_read(incoming, use_tuple);
       if (ec) {
         if (end.reason.empty())
           end.reason = stopping_ ? "stopping" : classify(ec);
@@ -269,7 +323,9 @@ asio::awaitable<RealtimeClient::SessionEnd> RealtimeClient::talk(Ws& ws, const s
       }
       const auto now = Clock::now();
       link.last_frame = now;
-      frame.reserve(frame.size() + kJsonPadding);
+      std::string frame;
+      frame.reserve(incoming.size() + kJsonPadding);
+      frame.append(static_cast<const char*>(incoming.data().data()), incoming.size());
       DecodedFrame f =
           decoder_.decode(std::move(frame), !ws.got_text(), now, std::chrono::system_clock::now());
       switch (f.kind) {
@@ -378,6 +434,7 @@ asio::awaitable<RealtimeClient::SessionEnd> RealtimeClient::talk(Ws& ws, const s
   using namespace asio::experimental::awaitable_operators;
   co_await (reader() && writer());
   close_socket_ = nullptr;
+  send_ = nullptr;
   co_return end;
 }
 
@@ -455,8 +512,10 @@ asio::awaitable<void> RealtimeClient::run() {
 
     const auto now = Clock::now();
     const bool was_subscribed = status_.state == State::subscribed;
-    if (was_subscribed)
+    if (was_subscribed) {
       down_since_ = now;
+      down_since_wall_ = std::chrono::system_clock::now();
+    }
     if (!end.reached_connected)
       metrics_.connects(false).Increment();
     if (end.reached_connected || was_subscribed) {

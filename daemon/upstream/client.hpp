@@ -72,6 +72,20 @@ class RealtimeClient {
   void stop();
   boost::asio::awaitable<void> stopped();
 
+  // Changes what the client listens to, without a window in which events are lost. In message
+  // mode on an open connection: one `subscribe` upserting every entry, then, once the server
+  // confirmed it, an `unsubscribe` of the entries that are gone. Otherwise the next connect
+  // uses it. URL mode cannot change an open connection: the App opens a second client instead.
+  void update_subscription(Subscription next);
+  // Called every time the client becomes subscribed (the App's switch-over on reload waits
+  // for it). Set before start().
+  void on_subscribed(std::function<void()> callback) { on_subscribed_ = std::move(callback); }
+  // Called after every gap: a window, from the loss of a subscription to the next, in which
+  // events may have been missed upstream. Set before start().
+  using GapHandler = std::function<void(std::chrono::system_clock::time_point from,
+                                        std::chrono::system_clock::time_point to)>;
+  void on_gap(GapHandler callback) { on_gap_ = std::move(callback); }
+
   const Status& status() const { return status_; }
   bool subscribed() const { return status_.state == State::subscribed; }
 
@@ -105,9 +119,14 @@ class RealtimeClient {
   bool stopping_ = false;
   bool running_ = false;
   boost::asio::steady_timer backoff_timer_;
-  boost::asio::steady_timer done_timer_;  // cancelled when run() returns: stopped() waits on it
-  std::function<void()> close_socket_;    // set while a session is open
+  boost::asio::steady_timer done_timer_;   // cancelled when run() returns: stopped() waits on it
+  std::function<void()> close_socket_;     // set while a session is open
+  std::function<void(std::string)> send_;  // set while a message-mode session is subscribed
+  std::vector<std::string> pending_unsubscribe_;  // sent once the upsert is confirmed
+  std::function<void()> on_subscribed_;
+  GapHandler on_gap_;
   std::chrono::steady_clock::time_point down_since_{};
+  std::chrono::system_clock::time_point down_since_wall_{};
   bool ever_subscribed_ = false;
   log::RateLimiter invalid_log_{5, std::chrono::seconds(10)};
 };

@@ -8,10 +8,13 @@ import json
 import os
 import re
 import socket
+import ssl
 import subprocess
 import threading
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 from common import (EMULATOR_BIN, SLUICE_BIN, IntegrationTest, PROJECT, SESSION, USER_ID,
                     emulator, read_lines, wait_for)
@@ -257,6 +260,24 @@ class TlsTest(SecurityTest):
         self.assertIn("certificate verify failed", s.status()["upstream"]["last_error"],
                       self.dump_on_failure(s))
         self.assertEqual(emu.connections(), [])
+        self.assertEqual(s.stop(), 0)
+
+    def test_admin_server_over_tls(self):
+        cert, key = make_server_cert(self.dir, "test-ca", "admin", "IP:127.0.0.1")
+        emu = self.start_emulator()
+        text = config(emu.endpoint, self.out(), f'{{session: "{SESSION}"}}')
+        text += f"admin:\n  tls: {{cert_file: {cert}, key_file: {key}}}\n"
+        s = self.start_sluice(text)
+        trusted = ssl.create_default_context(cafile=self.ca)
+        url = f"https://{s.admin}/metrics"
+        wait_for(lambda: "sluice_upstream_connected 1" in
+                 urllib.request.urlopen(url, context=trusted, timeout=5).read().decode(), 20,
+                 "metrics over TLS")
+        with self.assertRaises(urllib.error.URLError):  # a client that trusts another CA
+            urllib.request.urlopen(url, context=ssl.create_default_context(cafile=self.other_ca),
+                                   timeout=5)
+        status, body = s.get("/healthz")  # plain HTTP on the TLS port
+        self.assertEqual(status, 400, body)
         self.assertEqual(s.stop(), 0)
 
     def test_wss_with_test_ca(self):

@@ -227,7 +227,7 @@ TEST(Loader, UnknownKeysListTheValidOnes) {
               ElementsAre("t.yaml:6:3: sinks.k: missing required key \"topic\" (a topic name "
                           "template)",
                           "t.yaml:6:39: sinks.k.topik: unknown key \"topik\" (expected one of: "
-                          "brokers, buffer, compression, dead_letter, headers, key, properties, "
+                          "brokers, buffer, compression, dead_letter, gap_marker, headers, key, properties, "
                           "retry, topic, type)"));
 }
 

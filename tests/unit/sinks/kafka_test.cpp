@@ -4,6 +4,8 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include "core/template.hpp"
 #include "sinks/factory.hpp"
@@ -187,6 +189,11 @@ TEST_F(KafkaMockTest, DeliversABatchAndAcknowledgesOnReports) {
   auto sink = make();
   const auto batch = records(200);
   expect_all(deliver(*sink, batch), Outcome::ok);
+  // Every message is acknowledged; librdkafka's out-queue also counts its own requests (an
+  // idempotence or metadata request may still be open), so wait for it to drain.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (sink->in_flight() != 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_EQ(sink->in_flight(), 0);
   expect_all(deliver(*sink, records(3)), Outcome::ok);
   close(*sink);
