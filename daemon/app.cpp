@@ -9,6 +9,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -40,6 +41,8 @@ namespace {
 // How long SIGTERM waits for queued events to be delivered before exiting anyway. Below
 // systemd's default TimeoutStopSec (90 s) so a drain never ends in SIGKILL.
 constexpr std::chrono::seconds kDrainGrace{20};
+// How long the old connection of a URL-mode switch-over may take to answer its last ping.
+constexpr std::chrono::seconds kSwitchGrace{5};
 
 std::string iso_time(std::chrono::system_clock::time_point t) {
   const auto u = to_utc(t);
@@ -135,6 +138,10 @@ class App {
 
  private:
   bool build() {
+    if (options_.watch_config) {  // first: it reads the file's content as its baseline
+      watcher_ = std::make_unique<ConfigWatcher>(io_.get_executor(), first_config_.path,
+                                                 [this] { request_reload(); });
+    }
     auto gen = std::make_shared<Generation>();
     gen->config = std::move(first_config_);
     gen->router = std::make_shared<const Router>(gen->config);
@@ -175,10 +182,6 @@ class App {
         log::error("admin", "cannot serve TLS", {{"error", tls_error}});
         return false;
       }
-    }
-    if (options_.watch_config) {
-      watcher_ = std::make_unique<ConfigWatcher>(io_.get_executor(), current_->config.path,
-                                                 [this] { request_reload(); });
     }
     return true;
   }
@@ -248,7 +251,10 @@ class App {
       }
       if (!full)
         co_return;
-      co_await full->wait_for_space();
+      // Also woken by shutdown (and reloads) through the gate, so a sink that never frees
+      // space cannot keep the client, and with it the drain, from stopping.
+      using namespace asio::experimental::awaitable_operators;
+      co_await (full->wait_for_space() || gate_.async_wait(use_tuple));
     }
   }
 
@@ -564,6 +570,10 @@ class App {
   // channels and the first one closes only once the second is subscribed. New Appwrite
   // settings (endpoint, project, credentials) take the second path too.
   void change_subscription(const config::AppwriteConfig& before) {
+    // A switch still coming up from an earlier reload is abandoned: what it subscribes to
+    // was fixed when it connected. The decision below is made afresh against client_.
+    if (next_client_)
+      retire_client(std::move(next_client_), false);
     auto subscription = make_subscription(*current_);
     const auto& appwrite = current_->config.appwrite;
     const bool channels_changed = subscription.channels != client_->status().channels;
@@ -571,8 +581,6 @@ class App {
         client_->status().mode == "url" &&
         client_->status().state != upstream::RealtimeClient::State::backing_off;
     if (appwrite == before && !(channels_changed && open_url_connection)) {
-      if (next_client_)  // an earlier switch still coming up must not bring back old routes
-        next_client_->update_subscription(subscription);
       client_->update_subscription(std::move(subscription));
       return;
     }
@@ -583,27 +591,40 @@ class App {
                  {{"error", error}});
       return;
     }
-    if (next_client_)
-      retire_client(std::move(next_client_));  // an earlier switch that never came up
     next_client_ = std::move(next);
+    next_client_->report_connected(false);
     auto* candidate = next_client_.get();
     next_client_->on_subscribed([this, candidate] {
       if (next_client_.get() != candidate)
         return;  // already switched: a later reconnect of the current client
       log::info("upstream", "the new subscription is up; closing the old connection");
-      retire_client(std::exchange(client_, std::move(next_client_)));
+      client_->report_connected(false);
+      next_client_->report_connected(true);
+      retire_client(std::exchange(client_, std::move(next_client_)), true);
     });
     log::info("upstream", "opening a second connection for the new subscription");
     next_client_->start();
   }
 
-  void retire_client(std::unique_ptr<upstream::RealtimeClient> client) {
+  // Stops a client that is no longer the primary one. `graceful`: it first reads what the
+  // server queued before a ping it sends now (bounded by kSwitchGrace), so no event published
+  // before the new subscription existed is left unread on the old socket.
+  void retire_client(std::unique_ptr<upstream::RealtimeClient> client, bool graceful) {
     ++retiring_;
-    client->stop();
     std::shared_ptr<upstream::RealtimeClient> held(std::move(client));
-    asio::co_spawn(io_, held->stopped(), [this, held](std::exception_ptr) {
-      // The stopped client reported "disconnected" on the shared gauge.
-      metrics_.upstream_connected().Set(client_ && client_->subscribed() ? 1 : 0);
+    auto fallback = std::make_shared<asio::steady_timer>(io_);
+    if (graceful) {
+      held->stop_after_pong();
+      fallback->expires_after(kSwitchGrace);
+      fallback->async_wait([held](boost::system::error_code ec) {
+        if (!ec)
+          held->stop();  // no pong in time: stop anyway
+      });
+    } else {
+      held->stop();
+    }
+    asio::co_spawn(io_, held->stopped(), [this, held, fallback](std::exception_ptr) {
+      fallback->cancel();
       if (--retiring_ == 0)
         retired_.cancel();
     });
@@ -623,7 +644,7 @@ class App {
     while (reload_running_)
       co_await reload_wake_.async_wait(use_tuple);
     if (next_client_)
-      retire_client(std::move(next_client_));
+      retire_client(std::move(next_client_), false);
     client_->stop();
     co_await client_->stopped();
     const auto deadline = Clock::now() + kDrainGrace;

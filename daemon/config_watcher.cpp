@@ -3,7 +3,9 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 
@@ -29,6 +31,10 @@ ConfigWatcher::ConfigWatcher(asio::any_io_executor loop, std::string path,
       settle_timer_(loop) {
   const auto slash = path_.rfind('/');
   dir_ = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
+  name_ = slash == std::string::npos ? path_ : path_.substr(slash + 1);
+  // The baseline is the content loaded at start-up, read before sinks recover their buffers
+  // (which can take a while): an edit made meanwhile is still noticed.
+  last_hash_ = content_hash();
 }
 
 ConfigWatcher::~ConfigWatcher() = default;
@@ -47,7 +53,6 @@ std::error_code ConfigWatcher::start() {
     return {err, std::generic_category()};
   }
   inotify_.assign(fd);
-  last_hash_ = content_hash();
   asio::co_spawn(inotify_.get_executor(), read_events(), asio::detached);
   log::info("config", "watching the configuration file for changes", {{"path", path_}});
   return {};
@@ -61,8 +66,8 @@ void ConfigWatcher::stop() {
 }
 
 asio::awaitable<void> ConfigWatcher::read_events() {
-  // The events themselves are not inspected: any change in the directory leads to one
-  // re-read, and the content hash decides.
+  // Events about the file itself or the `..data` symlink lead to one re-read after they
+  // settle, and the content hash decides.
   std::array<char, 4096> buffer;
   while (!stopped_) {
     auto [ec, n] = co_await inotify_.async_read_some(asio::buffer(buffer), use_tuple);
@@ -71,6 +76,8 @@ asio::awaitable<void> ConfigWatcher::read_events() {
         log::error("config", "stopped watching the configuration file", {{"error", ec.message()}});
       co_return;
     }
+    if (!concerns_config(std::string_view(buffer.data(), n)))
+      continue;  // another file in the directory: a sink or log writing there is no reason
     // Every event restarts the settle period, so a burst of writes leads to one check.
     settle_timer_.expires_after(settle_);
     if (!settling_) {
@@ -96,6 +103,25 @@ asio::awaitable<void> ConfigWatcher::settle_then_check() {
   last_hash_ = hash;
   log::info("config", "the configuration file changed", {{"path", path_}});
   on_change_();
+}
+
+bool ConfigWatcher::concerns_config(std::string_view events) const {
+  while (events.size() >= sizeof(inotify_event)) {
+    inotify_event header;
+    std::memcpy(&header, events.data(), sizeof header);
+    const std::size_t size = sizeof(inotify_event) + header.len;
+    if ((header.mask & IN_Q_OVERFLOW) != 0)
+      return true;  // events were lost: check to be safe
+    if (header.len > 0 && size <= events.size()) {
+      // The name is NUL-padded to `len` bytes.
+      std::string_view name(events.data() + sizeof(inotify_event), header.len);
+      name = name.substr(0, name.find('\0'));
+      if (name == name_ || name == "..data")
+        return true;
+    }
+    events.remove_prefix(std::min(size, events.size()));
+  }
+  return false;
 }
 
 std::uint64_t ConfigWatcher::content_hash() const {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -20,7 +21,8 @@ namespace sluice {
 // renaming over them, and Kubernetes updates a mounted ConfigMap by swapping the `..data`
 // symlink in that directory, so the inode a file watch would follow is gone after either. Any
 // event in the directory re-reads the file (following symlinks) after `settle`; only a content
-// different from the last one seen is reported, so unrelated files and touch(1) cause nothing.
+// different from the last one seen is reported, so touch(1) causes nothing; events about other
+// files in the directory are ignored.
 //
 // Owned by the App; runs on the daemon's event loop.
 class ConfigWatcher {
@@ -37,10 +39,12 @@ class ConfigWatcher {
  private:
   boost::asio::awaitable<void> read_events();
   boost::asio::awaitable<void> settle_then_check();
-  std::uint64_t content_hash() const;  // 0 when the file cannot be read
+  std::uint64_t content_hash() const;                   // 0 when the file cannot be read
+  bool concerns_config(std::string_view events) const;  // a read of inotify events
 
   std::string path_;
   std::string dir_;
+  std::string name_;  // the file's name in dir_
   std::function<void()> on_change_;
   std::chrono::milliseconds settle_;
   boost::asio::posix::stream_descriptor inotify_;

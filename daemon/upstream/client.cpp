@@ -75,6 +75,13 @@ std::string classify(const error_code& ec) {
   return "error";
 }
 
+std::vector<std::string> entry_ids(const Subscription& sub) {
+  std::vector<std::string> ids;
+  for (const auto& e : sub.entries)
+    ids.push_back(e.id);
+  return ids;
+}
+
 std::string subscribe_message(const Subscription& sub) {
   std::string m = R"({"type":"subscribe","data":[)";
   bool first = true;
@@ -205,24 +212,25 @@ asio::awaitable<void> RealtimeClient::stopped() {
 }
 
 void RealtimeClient::update_subscription(Subscription next) {
-  std::vector<std::string> removed;
-  for (const auto& old : subscription_.entries) {
-    const bool kept = std::any_of(next.entries.begin(), next.entries.end(),
-                                  [&](const Subscription::Entry& e) { return e.id == old.id; });
-    if (!kept)
-      removed.push_back(old.id);
-  }
   subscription_ = std::move(next);
   status_.channels = subscription_.channels;
-  if (!send_)
-    return;  // not subscribed in message mode: the next connect subscribes to the new set
-  // Unsubscribing first would open a window for the routes whose channels stay; subscribing
-  // first at worst delivers an event twice.
-  pending_unsubscribe_.insert(pending_unsubscribe_.end(), removed.begin(), removed.end());
-  send_(subscribe_message(subscription_));
-  log::info("upstream", "changing the subscription",
-            {{"channels", std::to_string(subscription_.channels.size())},
-             {"removed_subscriptions", std::to_string(removed.size())}});
+  if (resubscribe_) {
+    // Subscribing first: the routes whose channels stay never have a window; what is gone is
+    // unsubscribed once the server confirmed the latest subscribe.
+    resubscribe_();
+    log::info("upstream", "changing the subscription",
+              {{"channels", std::to_string(subscription_.channels.size())}});
+  }
+  // Otherwise not connected in message mode: the next connect subscribes to the new set.
+}
+
+void RealtimeClient::stop_after_pong() {
+  if (!ping_now_) {
+    stop();
+    return;
+  }
+  stop_after_pong_ = true;
+  ping_now_();
 }
 
 void RealtimeClient::set_state(State state) {
@@ -230,8 +238,8 @@ void RealtimeClient::set_state(State state) {
     log::debug("upstream", "state", {{"state", std::string(state_name(state))}});
   status_.state = state;
   status_.since = std::chrono::system_clock::now();
-  const bool up = state == State::subscribed;
-  metrics_.upstream_connected().Set(up ? 1 : 0);
+  if (report_connected_)
+    metrics_.upstream_connected().Set(state == State::subscribed ? 1 : 0);
 }
 
 void RealtimeClient::note_error(std::string error) {
@@ -244,11 +252,12 @@ asio::awaitable<std::string> RealtimeClient::choose_mode() {
     co_return "url";
   if (config_.subscribe == Subscribe::message)
     co_return "message";
-  Headers headers;  // a local: GCC 12 miscompiles braced temporaries inside co_await
+  Headers headers;  // locals: GCC 12 miscompiles class temporaries inside co_await
   headers.emplace_back("X-Appwrite-Project", config_.project);
+  const std::string no_body;
   const auto r = co_await rest_call(
       rest_endpoint_, tls_.get(), config_.tls.verify, beast::http::verb::get, "/health/version",
-      headers, {}, std::clamp(config_.heartbeat, milliseconds(1000), milliseconds(10000)));
+      headers, no_body, std::clamp(config_.heartbeat, milliseconds(1000), milliseconds(10000)));
   if (r.status == 200) {
     error_code ec;
     const auto v = boost::json::parse(r.body, ec);
@@ -276,17 +285,18 @@ asio::awaitable<RealtimeClient::SessionEnd> RealtimeClient::talk(Ws& ws, const s
     beast::get_lowest_layer(ws).socket().close(ignored);
   };
   close_socket_ = [&link] { link.finish(); };
+  // The hooks point into this frame: cleared however it ends (an exception included).
+  struct ClearHooks {
+    RealtimeClient& c;
+    ~ClearHooks() {
+      c.close_socket_ = nullptr;
+      c.resubscribe_ = nullptr;
+      c.ping_now_ = nullptr;
+    }
+  } clear_hooks{*this};
   ws.read_message_max(kMaxFrameBytes);
 
   auto became_subscribed = [&] {
-    if (status_.state == State::subscribed) {
-      // A confirmation of update_subscription()'s upsert: now the old entries can go.
-      if (!pending_unsubscribe_.empty()) {
-        link.send(unsubscribe_message(pending_unsubscribe_));
-        pending_unsubscribe_.clear();
-      }
-      return;
-    }
     if (ever_subscribed_ && down_since_ != Clock::time_point{}) {
       metrics_.gap_seconds().Increment(
           std::chrono::duration<double>(Clock::now() - down_since_).count());
@@ -295,16 +305,49 @@ asio::awaitable<RealtimeClient::SessionEnd> RealtimeClient::talk(Ws& ws, const s
     }
     down_since_ = {};
     ever_subscribed_ = true;
-    pending_unsubscribe_.clear();  // a fresh connection holds only the current entries
     set_state(State::subscribed);
     status_.last_error.clear();
-    if (mode == "message")
-      send_ = [&link](std::string m) { link.send(std::move(m)); };
     log::info("upstream", "subscribed",
               {{"mode", mode}, {"channels", std::to_string(subscription_.channels.size())}});
     if (on_subscribed_)
       on_subscribed_();
   };
+
+  // Message mode: every subscribe sent on this connection upserts the current entries; the ids
+  // the server may hold are remembered, and once the LATEST subscribe is confirmed the ones no
+  // longer wanted are unsubscribed (a reload that re-adds a route in between keeps it).
+  std::vector<std::string> server_ids;
+  int unanswered = 0;
+  auto send_subscribe = [&] {
+    for (auto& id : entry_ids(subscription_)) {
+      if (std::find(server_ids.begin(), server_ids.end(), id) == server_ids.end())
+        server_ids.push_back(std::move(id));
+    }
+    ++unanswered;
+    link.send(subscribe_message(subscription_));
+  };
+  auto subscribe_answered = [&](bool success) {
+    unanswered = std::max(0, unanswered - 1);
+    if (!success) {
+      note_error("the server refused the subscription");
+      log::error("upstream", "the server refused the subscription");
+      return;
+    }
+    if (unanswered > 0)
+      return;  // a newer subscribe is on its way: decide on its answer
+    const auto wanted = entry_ids(subscription_);
+    std::vector<std::string> gone;
+    for (const auto& id : server_ids) {
+      if (std::find(wanted.begin(), wanted.end(), id) == wanted.end())
+        gone.push_back(id);
+    }
+    if (!gone.empty())
+      link.send(unsubscribe_message(gone));
+    server_ids = wanted;
+    if (status_.state != State::subscribed)
+      became_subscribed();
+  };
+  ping_now_ = [&link] { link.send(R"({"type":"ping"})"); };
 
   auto reader = [&]() -> asio::awaitable<void> {
     // Frames are read into one flat_buffer kept across frames, then copied once into an
@@ -345,18 +388,13 @@ asio::awaitable<RealtimeClient::SessionEnd> RealtimeClient::talk(Ws& ws, const s
             became_subscribed();
           } else {
             set_state(State::connected);
-            link.send(subscribe_message(subscription_));
+            resubscribe_ = send_subscribe;
+            send_subscribe();
           }
           break;
         case FrameKind::response:
-          if (f.response.to == "subscribe") {
-            if (f.response.success) {
-              became_subscribed();
-            } else {
-              note_error("the server refused the subscription");
-              log::error("upstream", "the server refused the subscription");
-            }
-          }
+          if (f.response.to == "subscribe")
+            subscribe_answered(f.response.success);
           break;
         case FrameKind::error: {
           const auto text = fmt::format("server error {}: {}", f.error.code, f.error.message);
@@ -379,6 +417,12 @@ asio::awaitable<RealtimeClient::SessionEnd> RealtimeClient::talk(Ws& ws, const s
           break;
         }
         case FrameKind::pong:
+          // A switch-over closes this connection once the server answered a ping sent after
+          // the new one was subscribed: every event queued before that ping has been read.
+          if (stop_after_pong_) {
+            stopping_ = true;
+            link.finish();
+          }
           break;
         case FrameKind::invalid:
           metrics_.frames_invalid(f.invalid_reason).Increment();
@@ -433,8 +477,6 @@ asio::awaitable<RealtimeClient::SessionEnd> RealtimeClient::talk(Ws& ws, const s
 
   using namespace asio::experimental::awaitable_operators;
   co_await (reader() && writer());
-  close_socket_ = nullptr;
-  send_ = nullptr;
   co_return end;
 }
 
@@ -476,8 +518,8 @@ asio::awaitable<void> RealtimeClient::run() {
         ws.set_option(opt);
         ws.set_option(websocket::stream_base::decorator(decorate));
         websocket::response_type res;
-        auto [ec] =
-            co_await ws.async_handshake(res, realtime_endpoint_.host_header(), target, use_tuple);
+        const std::string host = realtime_endpoint_.host_header();
+        auto [ec] = co_await ws.async_handshake(res, host, target, use_tuple);
         if (ec == websocket::error::upgrade_declined) {
           error =
               fmt::format("the server declined the WebSocket upgrade (HTTP {})", res.result_int());

@@ -77,6 +77,17 @@ class RealtimeClient {
   // confirmed it, an `unsubscribe` of the entries that are gone. Otherwise the next connect
   // uses it. URL mode cannot change an open connection: the App opens a second client instead.
   void update_subscription(Subscription next);
+  // Stops once the server has answered a ping sent now, so that every event it queued on this
+  // connection before is read first (the URL-mode switch-over on reload). Falls back to
+  // stop() when no connection is open.
+  void stop_after_pong();
+  // Whether this client's state feeds sluice_upstream_connected: only the App's primary
+  // client does, so a second connection coming up during a reload does not flip the gauge.
+  void report_connected(bool on) {
+    report_connected_ = on;
+    if (on)
+      metrics_.upstream_connected().Set(subscribed() ? 1 : 0);
+  }
   // Called every time the client becomes subscribed (the App's switch-over on reload waits
   // for it). Set before start().
   void on_subscribed(std::function<void()> callback) { on_subscribed_ = std::move(callback); }
@@ -119,10 +130,12 @@ class RealtimeClient {
   bool stopping_ = false;
   bool running_ = false;
   boost::asio::steady_timer backoff_timer_;
-  boost::asio::steady_timer done_timer_;   // cancelled when run() returns: stopped() waits on it
-  std::function<void()> close_socket_;     // set while a session is open
-  std::function<void(std::string)> send_;  // set while a message-mode session is subscribed
-  std::vector<std::string> pending_unsubscribe_;  // sent once the upsert is confirmed
+  boost::asio::steady_timer done_timer_;  // cancelled when run() returns: stopped() waits on it
+  std::function<void()> close_socket_;    // set while a session is open
+  std::function<void()> resubscribe_;     // set while a message-mode connection is open
+  std::function<void()> ping_now_;        // set while a connection is open
+  bool stop_after_pong_ = false;
+  bool report_connected_ = true;
   std::function<void()> on_subscribed_;
   GapHandler on_gap_;
   std::chrono::steady_clock::time_point down_since_{};

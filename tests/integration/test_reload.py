@@ -264,6 +264,38 @@ class ReloadTest(IntegrationTest):
         self.assertEqual(s.stop(), 0)
 
 
+class ShutdownTest(IntegrationTest):
+    def test_sigterm_while_a_full_sink_blocks_the_socket(self):
+        """A `block` sink whose endpoint keeps failing stops the socket being read; SIGTERM
+        must still stop the client and end within the drain grace, keeping exit code 0."""
+        receiver = Receiver()
+        receiver.default_status = 503
+        receiver.start()
+        self._cleanup_procs.append(receiver)
+        emu = self.start_emulator()
+        out = os.path.join(self.dir, "out")
+        hook = f'''  hook:
+    type: webhook
+    url: {receiver.url}
+    retry: {{initial: 100ms, max: 200ms}}
+    buffer: {{max_events: 2, when_full: block}}
+'''
+        routes = f"""
+  - name: orders
+    channels: [{ORDERS}]
+    sinks: [hook]
+"""
+        s = self.start_sluice(config(emu, out, routes, extra_sinks=hook))
+        s.wait_ready()
+        for i in range(6):
+            order(emu, i + 1)
+        wait_for(lambda: s.metric("sluice_events_routed_total", route="orders") == 3, 10,
+                 "the buffer full and the reader blocked")
+        self.assertEqual(s.stop(timeout=40), 0, self.dump_on_failure(s))
+        self.assertTrue(any(r.get("msg") == "stopped with undelivered records" for r in s.logs()),
+                        self.dump_on_failure(s))
+
+
 class GapMarkerTest(IntegrationTest):
     def test_marker_after_a_disconnection(self):
         emu = self.start_emulator()
