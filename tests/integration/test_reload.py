@@ -79,6 +79,14 @@ def order(emu, seq, table="orders"):
                        project=PROJECT)
 
 
+def failing_receiver(test):
+    """A webhook receiver that answers 503 until its default_status is changed."""
+    receiver = Receiver(default_status=503)
+    receiver.start()
+    test._cleanup_procs.append(receiver)
+    return receiver
+
+
 class SteadyPublisher:
     """Publishes order rows with increasing `seq` from a thread until stopped; remembers
     which ones the emulator delivered to at least one connection."""
@@ -195,10 +203,7 @@ class ReloadTest(IntegrationTest):
         """A removed sink delivers what it holds before it goes; a kept one is not rebuilt.
         The removed sink is a webhook whose receiver answers 503 until after the reload, so its
         events are still queued when the reload removes it."""
-        receiver = Receiver()
-        receiver.default_status = 503
-        receiver.start()
-        self._cleanup_procs.append(receiver)
+        receiver = failing_receiver(self)
         emu = self.start_emulator()
         out = os.path.join(self.dir, "out")
         file_block = f'''  refunds:
@@ -268,10 +273,7 @@ class ShutdownTest(IntegrationTest):
     def test_sigterm_while_a_full_sink_blocks_the_socket(self):
         """A `block` sink whose endpoint keeps failing stops the socket being read; SIGTERM
         must still stop the client and end within the drain grace, keeping exit code 0."""
-        receiver = Receiver()
-        receiver.default_status = 503
-        receiver.start()
-        self._cleanup_procs.append(receiver)
+        receiver = failing_receiver(self)
         emu = self.start_emulator()
         out = os.path.join(self.dir, "out")
         hook = f'''  hook:
