@@ -295,18 +295,18 @@ bool is_select_all(const Query& q) {
          std::get<std::string>(q.values[0]) == "*";
 }
 
-bool evaluate(const Query& query, JsonBytes payload) {
+bool evaluate(const Query& query, JsonBytes payload, PayloadLookups* lookups) {
   using M = Query::Method;
   switch (query.method) {
     case M::and_:
       for (const Query& child : query.queries) {
-        if (!evaluate(child, payload))
+        if (!evaluate(child, payload, lookups))
           return false;
       }
       return true;
     case M::or_:
       for (const Query& child : query.queries) {
-        if (evaluate(child, payload))
+        if (evaluate(child, payload, lookups))
           return true;
       }
       return false;
@@ -315,7 +315,10 @@ bool evaluate(const Query& query, JsonBytes payload) {
     default:
       break;
   }
-  const JsonValue found = json_lookup(payload, query.attribute);
+  JsonValue own;
+  if (lookups == nullptr)
+    own = json_lookup(payload, query.attribute);
+  const JsonValue& found = lookups ? lookups->get(payload, query.attribute) : own;
   if (!found.present())
     return false;
   const PhpValue attr = from_json(found);
@@ -399,19 +402,40 @@ bool parse_method(std::string_view name, Query::Method& method) {
 bool matches(const Query& query, JsonBytes payload) {
   if (is_select_all(query))
     return true;
-  return evaluate(query, payload);
+  return evaluate(query, payload, nullptr);
 }
 
-bool matches_all(const std::vector<Query>& queries, JsonBytes payload) {
+namespace {
+
+bool all_hold(const std::vector<Query>& queries, JsonBytes payload, PayloadLookups* lookups) {
   for (const Query& q : queries) {
     if (is_select_all(q))
       return true;
   }
   for (const Query& q : queries) {
-    if (!evaluate(q, payload))
+    if (!evaluate(q, payload, lookups))
       return false;
   }
   return true;
+}
+
+}  // namespace
+
+bool matches_all(const std::vector<Query>& queries, JsonBytes payload) {
+  return all_hold(queries, payload, nullptr);
+}
+
+bool matches_all(const std::vector<Query>& queries, JsonBytes payload, PayloadLookups& lookups) {
+  return all_hold(queries, payload, &lookups);
+}
+
+const JsonValue& PayloadLookups::get(JsonBytes payload, std::string_view path) {
+  for (const auto& [key, value] : entries_) {
+    if (key == path)
+      return value;
+  }
+  entries_.emplace_back(path, json_lookup(payload, path));
+  return entries_.back().second;
 }
 
 }  // namespace sluice

@@ -44,4 +44,21 @@ bool matches(const Query& query, JsonBytes payload);
 // Whether every query holds (an empty list matches everything).
 bool matches_all(const std::vector<Query>& queries, JsonBytes payload);
 
+// The payload lookups of one event, shared by every query evaluated on it: when many routes
+// listen on an event's channel, each attribute is read out of the payload once instead of once
+// per condition. Keys are views of the queries' attributes, so the queries must outlive the
+// cache's current event; clear() before the next event (capacity is kept).
+class PayloadLookups {
+ public:
+  const JsonValue& get(JsonBytes payload, std::string_view path);
+  void clear() { entries_.clear(); }
+  std::size_t size() const { return entries_.size(); }
+
+ private:
+  std::vector<std::pair<std::string_view, JsonValue>> entries_;  // few distinct attributes
+};
+
+// matches_all() reading attributes through `lookups` (which must be for this payload).
+bool matches_all(const std::vector<Query>& queries, JsonBytes payload, PayloadLookups& lookups);
+
 }  // namespace sluice

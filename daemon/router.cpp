@@ -116,7 +116,7 @@ void Router::route(const Event& event, RouteResult& out) const {
     const Route& route = routes_[candidate.route];
     if (!events_match(route, event))
       continue;
-    if (!route.where.empty() && !matches_all(route.where, payload))
+    if (!route.where.empty() && !matches_all(route.where, payload, out.lookups_))
       continue;
     out.matched.push_back(candidate.route);
     for (const std::size_t sink : route.sinks) {

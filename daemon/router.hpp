@@ -32,6 +32,7 @@ struct RouteResult {
     targets.clear();
     matched.clear();
     candidates_.clear();
+    lookups_.clear();
   }
 
  private:
@@ -41,6 +42,7 @@ struct RouteResult {
     std::uint32_t channel;  // index into Event::channels
   };
   std::vector<Candidate> candidates_;  // scratch
+  PayloadLookups lookups_;             // `where` attributes of the current event
 };
 
 // An `events` pattern: dot-separated segments where a segment that is exactly `*` matches any

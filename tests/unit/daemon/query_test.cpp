@@ -175,6 +175,25 @@ TEST(QueryMatches, MatchesAllIsAndWithSelectAllShortcut) {
   EXPECT_TRUE(matches_all({paid, big, q(M::select, "", {std::string("*")})}, bytes));
 }
 
+TEST(QueryMatches, SharedLookupsGiveTheSameAnswersAndReadEachAttributeOnce) {
+  const std::string& p = kPayload;
+  const JsonBytes bytes{p.data(), p.size(), p.size()};
+  const std::vector<std::vector<Query>> routes = {
+      {q(M::equal, "status", {std::string("paid")})},
+      {q(M::equal, "status", {std::string("refunded")})},
+      {q(M::equal, "status", {std::string("paid")}),
+       q(M::greater_than, "total", {std::int64_t{500}})},
+      {group(M::or_,
+             {q(M::is_null, "missing", {}), q(M::less_than, "total", {std::int64_t{500}})})},
+  };
+  PayloadLookups lookups;
+  for (const auto& where : routes)
+    EXPECT_EQ(matches_all(where, bytes, lookups), matches_all(where, bytes));
+  EXPECT_EQ(lookups.size(), 3u);  // status, total, missing
+  lookups.clear();
+  EXPECT_EQ(lookups.size(), 0u);
+}
+
 TEST(QueryMatches, MalformedPayloadMatchesNothing) {
   EXPECT_FALSE(eval(q(M::is_not_null, "a", {}), R"({"a":)"));
   EXPECT_FALSE(eval(q(M::not_equal, "a", {std::int64_t{1}}), "[1,2]"));
