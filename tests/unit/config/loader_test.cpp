@@ -223,12 +223,14 @@ TEST(Loader, SinkBufferOverridesMergeOverTheTopLevel) {
 }
 
 TEST(Loader, UnknownKeysListTheValidOnes) {
-  EXPECT_THAT(errors(with("topic: t}", "topik: t}")),
-              ElementsAre("t.yaml:6:3: sinks.k: missing required key \"topic\" (a topic name "
-                          "template)",
-                          "t.yaml:6:39: sinks.k.topik: unknown key \"topik\" (expected one of: "
-                          "brokers, buffer, compression, dead_letter, gap_marker, headers, key, properties, "
-                          "retry, topic, type)"));
+  EXPECT_THAT(
+      errors(with("topic: t}", "topik: t}")),
+      ElementsAre(
+          "t.yaml:6:3: sinks.k: missing required key \"topic\" (a topic name "
+          "template)",
+          "t.yaml:6:39: sinks.k.topik: unknown key \"topik\" (expected one of: "
+          "brokers, buffer, compression, dead_letter, gap_marker, headers, key, properties, "
+          "retry, topic, type)"));
 }
 
 TEST(Loader, DuplicateKeysAreErrors) {
