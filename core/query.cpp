@@ -1,6 +1,7 @@
 #include "core/query.hpp"
 
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -289,6 +290,42 @@ bool php_identical(const PhpValue& a, const PhpValue& b) {
   return false;
 }
 
+bool php_identity_key(const PhpValue& v, std::string& key) {
+  key.clear();
+  switch (v.type) {
+    case PhpValue::Type::null:
+      key = "n";
+      return true;
+    case PhpValue::Type::boolean:
+      key = v.boolean ? "t" : "f";
+      return true;
+    case PhpValue::Type::integer: {
+      char digits[24];
+      const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, v.integer);
+      key = "i";
+      key.append(digits, end);
+      return true;
+    }
+    case PhpValue::Type::floating: {
+      if (std::isnan(v.floating))
+        return false;                                       // NaN === NaN is false
+      const double d = v.floating == 0 ? 0.0 : v.floating;  // -0.0 === 0.0
+      char bytes[sizeof d];
+      std::memcpy(bytes, &d, sizeof d);
+      key = "d";
+      key.append(bytes, sizeof bytes);
+      return true;
+    }
+    case PhpValue::Type::string:
+      key = "s";
+      key.append(v.string);
+      return true;
+    case PhpValue::Type::array:
+      return false;
+  }
+  return false;
+}
+
 bool is_select_all(const Query& q) {
   return q.method == Query::Method::select && q.values.size() == 1 &&
          std::holds_alternative<std::string>(q.values[0]) &&
@@ -427,6 +464,14 @@ bool matches_all(const std::vector<Query>& queries, JsonBytes payload) {
 
 bool matches_all(const std::vector<Query>& queries, JsonBytes payload, PayloadLookups& lookups) {
   return all_hold(queries, payload, &lookups);
+}
+
+bool identity_key(const JsonValue& value, std::string& key) {
+  return value.present() && php_identity_key(from_json(value), key);
+}
+
+bool identity_key(const Query::Value& value, std::string& key) {
+  return php_identity_key(from_query(value), key);
 }
 
 const JsonValue& PayloadLookups::get(JsonBytes payload, std::string_view path) {

@@ -61,4 +61,12 @@ class PayloadLookups {
 // matches_all() reading attributes through `lookups` (which must be for this payload).
 bool matches_all(const std::vector<Query>& queries, JsonBytes payload, PayloadLookups& lookups);
 
+// Identity keys, for indexing `equal` conditions: a payload value and a query value are `===`
+// (what `equal` tests) exactly when both have a key and the keys are equal. The key carries the
+// PHP type, so the int 100, the float 100.0 and the string "100" all differ. Sets `key` and
+// returns true, or returns false for a value that is `===` to nothing a query can hold
+// (a missing attribute, an array or object, NaN).
+bool identity_key(const JsonValue& value, std::string& key);
+bool identity_key(const Query::Value& value, std::string& key);
+
 }  // namespace sluice

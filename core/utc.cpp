@@ -18,11 +18,11 @@ UtcTime to_utc(std::chrono::system_clock::time_point t) {
   return out;
 }
 
-std::string format_utc_millis(std::chrono::system_clock::time_point t) {
+std::string format_utc_millis(std::chrono::system_clock::time_point t, std::string_view zone) {
   const auto u = to_utc(t);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", u.tm.tm_year + 1900,
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}{}", u.tm.tm_year + 1900,
                      u.tm.tm_mon + 1, u.tm.tm_mday, u.tm.tm_hour, u.tm.tm_min, u.tm.tm_sec,
-                     u.millis);
+                     u.millis, zone);
 }
 
 }  // namespace sluice

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <ctime>
 #include <string>
+#include <string_view>
 
 // UTC calendar time for the places that print timestamps (logs, /status, dead letters, rotated
 // file names). Each keeps its own layout; the broken-down time is computed here once.
@@ -15,7 +16,7 @@ struct UtcTime {
 
 UtcTime to_utc(std::chrono::system_clock::time_point t);
 
-// `2026-11-22T18:00:00.123Z`
-std::string format_utc_millis(std::chrono::system_clock::time_point t);
+// `2026-11-22T18:00:00.123Z`, or with `zone` in place of the `Z` (Appwrite writes `+00:00`).
+std::string format_utc_millis(std::chrono::system_clock::time_point t, std::string_view zone = "Z");
 
 }  // namespace sluice

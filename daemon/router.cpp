@@ -62,17 +62,61 @@ Router::Router(const config::Config& config) {
       }
     }
     const auto route_index = static_cast<std::uint32_t>(routes_.size());
-    for (const std::string& channel : route.channels) {
-      by_channel_[channel].push_back(route_index);
+    routes_.push_back(std::move(route));
+    for (const std::string& channel : routes_.back().channels) {
+      add_to_channel(by_channel_[channel], route_index);
       channels_.push_back(channel);
       if (channel.size() >= has_length_.size())
         has_length_.resize(channel.size() + 1, false);
       has_length_[channel.size()] = true;
     }
-    routes_.push_back(std::move(route));
   }
   std::sort(channels_.begin(), channels_.end());
   channels_.erase(std::unique(channels_.begin(), channels_.end()), channels_.end());
+}
+
+namespace {
+
+// The condition a route is indexed by: its first top-level `equal` whose values all have
+// identity keys. None when a top-level select is present (select("*") matches everything).
+const Query* index_condition(const std::vector<Query>& where) {
+  for (const Query& q : where) {
+    if (q.method == Query::Method::select)
+      return nullptr;
+  }
+  std::string key;
+  for (const Query& q : where) {
+    if (q.method != Query::Method::equal || q.attribute.empty() || q.values.empty())
+      continue;
+    if (std::all_of(q.values.begin(), q.values.end(),
+                    [&key](const Query::Value& v) { return identity_key(v, key); })) {
+      return &q;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+void Router::add_to_channel(ChannelRoutes& channel, std::uint32_t route) const {
+  const Query* condition = index_condition(routes_[route].where);
+  if (condition == nullptr) {
+    channel.routes.push_back(route);
+    return;
+  }
+  auto index = std::find_if(channel.by_value.begin(), channel.by_value.end(),
+                            [&](const auto& b) { return b.attribute == condition->attribute; });
+  if (index == channel.by_value.end()) {
+    channel.by_value.push_back({condition->attribute, {}});
+    index = channel.by_value.end() - 1;
+  }
+  std::string key;
+  for (const Query::Value& value : condition->values) {
+    identity_key(value, key);
+    auto& listed = index->routes[key];
+    if (listed.empty() || listed.back() != route)  // equal(a, [x, x]) files the route once
+      listed.push_back(route);
+  }
 }
 
 bool Router::events_match(const Route& route, const Event& event) const {
@@ -90,6 +134,8 @@ bool Router::events_match(const Route& route, const Event& event) const {
 void Router::route(const Event& event, RouteResult& out) const {
   out.clear();
   auto& candidates = out.candidates_;
+  const JsonBytes payload{event.payload.data(), event.payload.size(),
+                          event.payload.empty() ? 0 : event.readable_after(event.payload)};
   for (std::size_t c = 0; c < event.channels.size(); ++c) {
     const std::size_t length = event.channels[c].size();
     if (length >= has_length_.size() || !has_length_[length])
@@ -97,21 +143,29 @@ void Router::route(const Event& event, RouteResult& out) const {
     const auto found = by_channel_.find(event.channels[c]);
     if (found == by_channel_.end())
       continue;
-    for (const std::uint32_t r : found->second) {
-      candidates.push_back({r, static_cast<std::uint32_t>(c)});
+    const auto channel = static_cast<std::uint32_t>(c);
+    for (const std::uint32_t r : found->second.routes)
+      candidates.push_back({r, channel});
+    for (const auto& index : found->second.by_value) {
+      if (!identity_key(out.lookups_.get(payload, index.attribute), out.key_))
+        continue;
+      const auto listed = index.routes.find(std::string_view(out.key_));
+      if (listed == index.routes.end())
+        continue;
+      for (const std::uint32_t r : listed->second)
+        candidates.push_back({r, channel});
     }
   }
   if (candidates.empty())
     return;
   // File order of routes; for each route, the event's first channel it listens on.
-  std::stable_sort(candidates.begin(), candidates.end(),
-                   [](const auto& a, const auto& b) { return a.route < b.route; });
+  std::sort(candidates.begin(), candidates.end(), [](const auto& a, const auto& b) {
+    return a.route != b.route ? a.route < b.route : a.channel < b.channel;
+  });
   const auto last = std::unique(candidates.begin(), candidates.end(),
                                 [](const auto& a, const auto& b) { return a.route == b.route; });
   candidates.erase(last, candidates.end());
 
-  const JsonBytes payload{event.payload.data(), event.payload.size(),
-                          event.payload.empty() ? 0 : event.readable_after(event.payload)};
   for (const RouteResult::Candidate& candidate : candidates) {
     const Route& route = routes_[candidate.route];
     if (!events_match(route, event))

@@ -43,6 +43,7 @@ struct RouteResult {
   };
   std::vector<Candidate> candidates_;  // scratch
   PayloadLookups lookups_;             // `where` attributes of the current event
+  std::string key_;                    // scratch: an identity key
 };
 
 // An `events` pattern: dot-separated segments where a segment that is exactly `*` matches any
@@ -62,8 +63,9 @@ class EventPattern {
 
 // The routing table compiled from one Config (DESIGN.md §3). Immutable once built: a reload
 // builds a new Router and the daemon swaps the shared_ptr, so any thread may call route()
-// concurrently. Per-event cost depends on the routes listening on the event's channels, not on
-// the size of the table.
+// concurrently. Per-event cost depends on the routes listening on the event's channels (and,
+// for routes filed by an `equal` value, on those holding the event's value), not on the size
+// of the table.
 class Router {
  public:
   // Throws std::invalid_argument if a route names a sink the config does not declare (the
@@ -100,10 +102,29 @@ class Router {
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
 
+  template <typename T>
+  using StringMap = std::unordered_map<std::string, T, Hash, std::equal_to<>>;
+
+  // The routes listening on one channel. A route whose `where` has a top-level `equal` on an
+  // attribute (the first such condition) is filed under that attribute and each of the
+  // condition's values, by identity key: an event reaches it only when the payload holds one of
+  // those values, so with a thousand routes told apart by `equal` conditions, an event reads
+  // each attribute once and looks its value up instead of testing every route. The others are
+  // listed in `routes`. Either way the route's whole `where` is still evaluated.
+  struct ChannelRoutes {
+    struct ByValue {
+      std::string attribute;
+      StringMap<std::vector<std::uint32_t>> routes;  // identity key → routes, in file order
+    };
+    std::vector<std::uint32_t> routes;
+    std::vector<ByValue> by_value;
+  };
+
   bool events_match(const Route& route, const Event& event) const;
+  void add_to_channel(ChannelRoutes& channel, std::uint32_t route) const;
 
   std::vector<Route> routes_;
-  std::unordered_map<std::string, std::vector<std::uint32_t>, Hash, std::equal_to<>> by_channel_;
+  StringMap<ChannelRoutes> by_channel_;
   // has_length_[n]: some route listens on a channel of n bytes. A TablesDB event lists 16
   // channels, most of which no route listens on; comparing lengths first skips hashing them.
   std::vector<bool> has_length_;

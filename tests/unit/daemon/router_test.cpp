@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <stdexcept>
 #include <string>
 
@@ -256,6 +257,135 @@ TEST(Router, ManyRoutesOnlyTheListeningOnesAreConsidered) {
   EXPECT_TRUE(out.unmatched());
   router.route(*make_event({"shared"}, {"e"}, R"({"n":1999})"), out);
   EXPECT_EQ(out.matched, std::vector<std::size_t>{1999});
+}
+
+TEST(Router, EqualIndexKeepsPhpIdentity) {
+  // Routes filed under `equal` values must match exactly as `===` does: by type and value.
+  const auto config = make_config(
+      {"s"}, {{"int", {"c"}, {}, {cond(Query::Method::equal, "v", {std::int64_t{100}})}, {"s"}},
+              {"float", {"c"}, {}, {cond(Query::Method::equal, "v", {100.0})}, {"s"}},
+              {"string", {"c"}, {}, {cond(Query::Method::equal, "v", {std::string("100")})}, {"s"}},
+              {"zero", {"c"}, {}, {cond(Query::Method::equal, "v", {-0.0})}, {"s"}},
+              {"null", {"c"}, {}, {cond(Query::Method::equal, "v", {nullptr})}, {"s"}},
+              {"bool", {"c"}, {}, {cond(Query::Method::equal, "v", {true, false})}, {"s"}}});
+  const Router router(config);
+  RouteResult out;
+  const auto matched = [&](const std::string& value) {
+    router.route(*make_event({"c"}, {"e"}, R"({"v":)" + value + "}"), out);
+    std::vector<std::string> names;
+    for (const std::size_t r : out.matched)
+      names.emplace_back(router.route_name(r));
+    return names;
+  };
+  using Names = std::vector<std::string>;
+  EXPECT_EQ(matched("100"), Names{"int"});
+  EXPECT_EQ(matched("100.0"), Names{"float"});
+  EXPECT_EQ(matched("1e2"), Names{"float"});
+  EXPECT_EQ(matched(R"("100")"), Names{"string"});
+  EXPECT_EQ(matched("0.0"), Names{"zero"});
+  EXPECT_EQ(matched("-0.0"), Names{"zero"});
+  EXPECT_EQ(matched("0"), Names{});
+  EXPECT_EQ(matched("null"), Names{"null"});
+  EXPECT_EQ(matched("false"), Names{"bool"});
+  EXPECT_EQ(matched("[100]"), Names{});
+  router.route(*make_event({"c"}, {"e"}, "{}"), out);
+  EXPECT_TRUE(out.unmatched());
+}
+
+// The index is only a shortcut: over random routes and payloads the router must agree with
+// evaluating every route's channels and `where` in file order.
+TEST(Router, IndexedRoutingAgreesWithEvaluatingEveryRoute) {
+  std::mt19937 rng(20261123);
+  const auto pick = [&rng](std::size_t n) {
+    return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng);
+  };
+  const std::vector<Query::Value> values = {
+      std::int64_t{1},     std::int64_t{100}, 100.0, 0.0,   std::string("100"),
+      std::string("paid"), std::string(""),   true,  false, nullptr};
+  const std::vector<std::string> json_values = {
+      "1",         "100",   "100.0", "1e2",   "0",    "-0.0", "0.0",        R"("100")",
+      R"("paid")", R"("")", "true",  "false", "null", "[1]",  R"({"k":1})", "18446744073709551616"};
+  const std::vector<std::string> attributes = {"a", "b", "n.x"};
+  const std::vector<std::string> channels = {"c0", "c1", "c2", "c3"};
+  const auto some_values = [&] {
+    std::vector<Query::Value> out;
+    for (std::size_t k = 1 + pick(3); k > 0; --k)
+      out.push_back(values[pick(values.size())]);
+    return out;
+  };
+  const auto random_condition = [&]() {
+    const std::string& attribute = attributes[pick(attributes.size())];
+    switch (pick(6)) {
+      case 0:
+      case 1:
+        return cond(Query::Method::equal, attribute, some_values());
+      case 2:
+        return cond(Query::Method::not_equal, attribute, some_values());
+      case 3:
+        return cond(Query::Method::greater_than, attribute, some_values());
+      case 4: {
+        Query any;
+        any.method = Query::Method::or_;
+        any.queries = {cond(Query::Method::equal, attribute, some_values()),
+                       cond(Query::Method::is_null, attributes[pick(attributes.size())], {})};
+        return any;
+      }
+      default:
+        return pick(4) == 0 ? cond(Query::Method::select, "", {std::string("*")})
+                            : cond(Query::Method::is_not_null, attribute, {});
+    }
+  };
+  std::vector<RouteSpec> routes;
+  for (int i = 0; i < 300; ++i) {
+    RouteSpec spec{"r" + std::to_string(i), {}, {}, {}, {"s" + std::to_string(i % 7)}};
+    for (std::size_t k = 1 + pick(2); k > 0; --k)
+      spec.channels.push_back(channels[pick(channels.size())]);
+    for (std::size_t k = pick(3); k > 0; --k)
+      spec.where.push_back(random_condition());
+    routes.push_back(std::move(spec));
+  }
+  const auto config = make_config({"s0", "s1", "s2", "s3", "s4", "s5", "s6"}, routes);
+  const Router router(config);
+  RouteResult out;
+  for (int e = 0; e < 2000; ++e) {
+    std::vector<std::string> event_channels;
+    for (std::size_t k = 1 + pick(3); k > 0; --k)
+      event_channels.push_back(channels[pick(channels.size())]);
+    std::string payload = "{";
+    for (const char* key : {"a", "b"}) {
+      if (pick(5) != 0)
+        payload += std::string(payload.size() > 1 ? "," : "") + '"' + key +
+                   "\":" + json_values[pick(json_values.size())];
+    }
+    if (pick(2) == 0)
+      payload += std::string(payload.size() > 1 ? "," : "") + R"("n":{"x":)" +
+                 json_values[pick(json_values.size())] + "}";
+    payload += "}";
+    const EventPtr event = make_event(event_channels, {"e"}, payload);
+    router.route(*event, out);
+
+    std::vector<std::size_t> expected;
+    std::vector<std::string_view> expected_channel;
+    const JsonBytes bytes{event->payload.data(), event->payload.size(),
+                          event->readable_after(event->payload)};
+    for (std::size_t r = 0; r < config.routes.size(); ++r) {
+      const auto& listens = config.routes[r].channels;
+      const auto first =
+          std::find_if(event->channels.begin(), event->channels.end(), [&](std::string_view c) {
+            return std::find(listens.begin(), listens.end(), c) != listens.end();
+          });
+      if (first == event->channels.end() || !matches_all(config.routes[r].where, bytes))
+        continue;
+      expected.push_back(r);
+      expected_channel.push_back(*first);
+    }
+    ASSERT_EQ(out.matched, expected) << payload;
+    for (const RouteTarget& target : out.targets) {
+      const auto at = std::find(expected.begin(), expected.end(), target.route);
+      ASSERT_NE(at, expected.end());
+      EXPECT_EQ(target.channel, expected_channel[static_cast<std::size_t>(at - expected.begin())]);
+    }
+  }
 }
 
 TEST(Router, SubscriptionChannelsAndPerRouteLists) {
