@@ -93,12 +93,17 @@ class KafkaSink final : public Sink {
 
   KafkaSink(const config::KafkaSinkConfig& config, std::string project, BlockingPool& pool,
             boost::asio::any_io_executor loop, Options options);
+  void warm_up();  // creates the handle of a constant topic with the producer
+  // Calls add(name, value) for each header of `record` (string_views, valid during the call).
+  template <typename Add>
+  void for_each_header(const Record& record, std::string& scratch, Add&& add) const;
 
   config::KafkaSinkConfig config_;
   std::string project_;
   BlockingPool& pool_;
   boost::asio::any_io_executor loop_;
   Options options_;
+  std::string constant_topic_;  // the topic when the template has no placeholders, else ""
   std::unique_ptr<Producer> producer_;
   bool rebuild_ = false;  // a fatal error was seen: make a new producer before the next batch
 };
