@@ -17,6 +17,7 @@
 #include <boost/json/value.hpp>
 
 #include "core/json.hpp"
+#include "daemon/upstream/buffered_tcp_stream.hpp"
 #include "daemon/upstream/decoder.hpp"
 #include "daemon/upstream/transport.hpp"
 
@@ -508,7 +509,7 @@ asio::awaitable<void> RealtimeClient::run() {
           co_return ec;
         }
         if constexpr (!std::is_same_v<std::decay_t<decltype(ws)>,
-                                      websocket::stream<beast::tcp_stream>>) {
+                                      websocket::stream<BufferedTcpStream>>) {
           if (auto ec = co_await handshake_tls(ws.next_layer(), realtime_endpoint_,
                                                config_.tls.verify, timeout)) {
             co_return ec;
@@ -547,7 +548,7 @@ asio::awaitable<void> RealtimeClient::run() {
         websocket::stream<TlsStream> ws(loop_, *tls_);
         co_await session(ws);
       } else {
-        websocket::stream<beast::tcp_stream> ws(loop_);
+        websocket::stream<BufferedTcpStream> ws(loop_);
         co_await session(ws);
       }
     }

@@ -15,6 +15,8 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include "daemon/upstream/buffered_tcp_stream.hpp"
+
 namespace asio = boost::asio;
 namespace websocket = boost::beast::websocket;
 
@@ -29,8 +31,10 @@ int main(int argc, char** argv) {
   try {
     asio::io_context io;
     asio::ip::tcp::resolver resolver(io);
-    websocket::stream<asio::ip::tcp::socket> ws(io);
-    asio::connect(ws.next_layer(), resolver.resolve(host, port));
+    // The same buffered socket as sluice's plain-TCP client, so the baseline reads as fast as
+    // sluice can: a few recvmsg calls per dozen frames.
+    websocket::stream<sluice::upstream::BufferedTcpStream> ws(io);
+    asio::connect(boost::beast::get_lowest_layer(ws).socket(), resolver.resolve(host, port));
     ws.set_option(websocket::stream_base::decorator([&](websocket::request_type& req) {
       req.set("Cookie", "a_session_" + project + "=" + session);
     }));
