@@ -90,11 +90,16 @@ std::unique_ptr<WebhookSink> WebhookSink::create(asio::any_io_executor loop,
     error = "sink \"" + name + "\": not an http(s) URL: " + config.url;
     return nullptr;
   }
-  // Made even for http:// URLs: a followed redirect may lead to https.
-  auto tls = upstream::make_client_tls_context(config.tls, error);
-  if (!tls) {
-    error = "sink \"" + name + "\": " + error;
-    return nullptr;
+  // An https URL loads its CA certificates now, so a bad `tls` section fails at start. An
+  // http URL only needs them if a redirect leads to https: loading the system store costs
+  // ~4 MB of resident memory, so that waits for the first such redirect (open()).
+  std::shared_ptr<asio::ssl::context> tls;
+  if (endpoint->secure) {
+    tls = upstream::make_client_tls_context(config.tls, error);
+    if (!tls) {
+      error = "sink \"" + name + "\": " + error;
+      return nullptr;
+    }
   }
   return std::unique_ptr<WebhookSink>(new WebhookSink(
       std::move(loop), std::move(config), std::move(name), std::move(project),
@@ -214,6 +219,13 @@ asio::awaitable<std::unique_ptr<WebhookSink::Connection>> WebhookSink::open(
   auto conn = std::make_unique<Connection>();
   error_code ec;
   if (endpoint.secure) {
+    if (!tls_) {
+      tls_ = upstream::make_client_tls_context(config_.tls, error);
+      if (!tls_) {
+        error = "tls: " + error;
+        co_return nullptr;
+      }
+    }
     conn->tls = std::make_unique<upstream::TlsStream>(loop_, *tls_);
     ec = co_await upstream::connect_tcp(beast::get_lowest_layer(*conn->tls), endpoint,
                                         config_.timeout);
@@ -300,7 +312,9 @@ asio::awaitable<Result> WebhookSink::send(Request& request) {
       co_return Result{Outcome::failed,
                        "redirect: more than " + std::to_string(options_.max_redirects) + " hops",
                        {}};
-    auto base = boost::urls::parse_uri(url_of(current.endpoint, current.target));
+    // parse_uri() returns a view: the URL text must outlive `base`.
+    const std::string current_url = url_of(current.endpoint, current.target);
+    auto base = boost::urls::parse_uri(current_url);
     auto ref = boost::urls::parse_uri_reference(location);
     boost::urls::url next;
     if (!base || !ref || !boost::urls::resolve(*base, *ref, next))

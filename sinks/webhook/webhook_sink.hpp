@@ -92,7 +92,7 @@ class WebhookSink final : public Sink {
   std::string name_;
   std::string project_;
   Target target_;
-  std::shared_ptr<boost::asio::ssl::context> tls_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;  // null until an https connection needs it
   Options options_;
   std::string key_;  // the HMAC key (decoded for whsec_ secrets)
   std::vector<std::unique_ptr<Connection>> idle_;

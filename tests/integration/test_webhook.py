@@ -227,6 +227,22 @@ class WebhookTest(IntegrationTest):
         wait_for(lambda: s.metric("sluice_sink_events_sent_total", sink="hook") == 1, 20, "sent")
         self.assertEqual(s.stop(), 0, self.dump_on_failure(s))
 
+    def test_redirect_from_http_to_https(self):
+        # An http:// sink loads CA certificates only when a redirect first leads to https.
+        ca, server = make_ca(os.path.join(self.dir, "pki"), "good")
+        secure = self.receiver(tls=server, url_host="localhost")
+        plain = self.receiver()
+        plain.script([(307, {"Location": secure.url})])
+        emu, s = self.setup_flow(
+            plain, tls=f"    tls: {{ca_file: {ca}}}\n    follow_redirects: true\n")
+        order(emu, "o1")
+        req = secure.wait_for_requests(1)[0]
+        self.assertTrue(req.signature_ok)
+        self.assertEqual(req.json()["payload"]["$id"], "o1")
+        self.assertEqual([r.status for r in plain.snapshot()], [307])
+        wait_for(lambda: s.metric("sluice_sink_events_sent_total", sink="hook") == 1, 20, "sent")
+        self.assertEqual(s.stop(), 0, self.dump_on_failure(s))
+
     def test_tls_wrong_ca_is_refused(self):
         pki = os.path.join(self.dir, "pki")
         _, server = make_ca(pki, "good")
