@@ -49,6 +49,11 @@ class Sink {
   // The most records the worker may hand to one deliver() call.
   virtual std::size_t max_batch() const { return 1; }
 
+  // How many deliver() calls the worker may have outstanding at once, each with the next
+  // records in queue order. Above 1 the sink must take concurrent calls and keep their order
+  // (the Kafka producer does: it queues per partition in call order).
+  virtual std::size_t max_in_flight() const { return 1; }
+
   // How long the worker may hold pending records back to fill a batch: it calls deliver()
   // once max_batch() records are pending or the oldest has waited this long (webhook
   // `batch.max_wait`). Zero: deliver whatever is pending at once.

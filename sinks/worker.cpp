@@ -164,8 +164,9 @@ SinkWorker::Accept SinkWorker::offer(Record record) {
             ++i;
           if (i == queue_.size())
             break;  // unreachable given the check above
+          // Left in place as a finished entry (popped once it reaches the head): erasing it
+          // would shift the positions of the batches in flight behind it.
           release(queue_[i]);
-          queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(i));
           ++evicted;
         }
         pop_done();  // an eviction may leave a finished record at the head
@@ -185,6 +186,7 @@ SinkWorker::Accept SinkWorker::offer(Record record) {
 
 void SinkWorker::push(Record record, std::uint64_t seq) {
   Entry e;
+  e.pos = next_pos_++;
   e.seq = seq;
   e.bytes = record.bytes();
   e.record = std::move(record);
@@ -280,6 +282,8 @@ asio::awaitable<void> SinkWorker::run() {
     // Only resource exhaustion gets here (sink failures are caught per batch).
     log::error("sink", "delivery loop failed", {{"sink", name_}, {"error", e.what()}});
   }
+  while (lanes_ > 0)  // the sink is closed only once no deliver() is outstanding
+    co_await wake_.async_wait(wait_token);
   co_await finish();
 }
 
@@ -325,31 +329,36 @@ asio::awaitable<void> SinkWorker::backoff(milliseconds delay) {
 }
 
 asio::awaitable<void> SinkWorker::deliver_loop() {
-  enum class Action { ack, retry, dead };
   const std::size_t max_batch = std::max<std::size_t>(1, sink_->max_batch());
+  const std::size_t max_lanes = std::max<std::size_t>(1, sink_->max_in_flight());
   const milliseconds linger = sink_->max_wait();
   SteadyClock::time_point linger_until{};
-  std::vector<std::size_t> index;
-  std::vector<Record> batch;
-  std::vector<Result> results;
-  std::vector<Action> actions;
-  std::vector<DeadLetter> dead;
-  index.reserve(max_batch);
+  std::vector<std::uint64_t> positions;
 
   for (;;) {
     if (stopping_ && (live_events_ == 0 || SteadyClock::now() >= deadline_))
       break;
-
-    // The batch is the first pending records in queue order. Records behind a retried one are
-    // only ever pending too, so the ones in flight always precede every pending record: an
-    // eviction (drop_oldest) during the await below never shifts the indices held here.
-    index.clear();
-    for (std::size_t i = 0; i < queue_.size() && index.size() < max_batch; ++i) {
-      if (queue_[i].state == State::pending)
-        index.push_back(i);
+    if (backoff_next_) {  // a batch asked for a pause: nothing new goes out until it is over
+      const milliseconds delay = *backoff_next_;
+      backoff_next_.reset();
+      co_await backoff(delay);
+      continue;
     }
-    if (index.empty()) {
-      if (stopping_)
+    if (lanes_ == max_lanes) {
+      co_await wake_.async_wait(wait_token);  // a batch finishing wakes it
+      continue;
+    }
+
+    // The batch is the first pending records in queue order. Records in flight keep their
+    // entries (an eviction leaves a finished entry in place), so a batch refers to them by
+    // position while other batches complete and the head is popped.
+    positions.clear();
+    for (std::size_t i = 0; i < queue_.size() && positions.size() < max_batch; ++i) {
+      if (queue_[i].state == State::pending)
+        positions.push_back(queue_[i].pos);
+    }
+    if (positions.empty()) {
+      if (stopping_ && lanes_ == 0)
         break;
       co_await wake_.async_wait(wait_token);
       continue;
@@ -357,7 +366,7 @@ asio::awaitable<void> SinkWorker::deliver_loop() {
     // Linger to fill the batch (webhook batch.max_wait): a request per few records would
     // waste the receiver's capacity. Never when stopping: the drain sends what there is.
     // Counted on the real clock from when the loop first saw the batch's first record.
-    if (linger > milliseconds{0} && index.size() < max_batch && !stopping_) {
+    if (linger > milliseconds{0} && positions.size() < max_batch && !stopping_) {
       if (linger_until == SteadyClock::time_point{})
         linger_until = SteadyClock::now() + linger;
       if (SteadyClock::now() < linger_until) {
@@ -369,12 +378,10 @@ asio::awaitable<void> SinkWorker::deliver_loop() {
     }
     linger_until = {};
 
-    batch.clear();
-    results.assign(index.size(), Result{});
     const auto attempt_at = now();
     const auto attempt_wall = wall_now();
-    for (const auto i : index) {
-      Entry& e = queue_[i];
+    for (const auto pos : positions) {
+      Entry& e = at(pos);
       e.state = State::in_flight;
       if (!e.first_attempt) {
         e.first_attempt = attempt_at;
@@ -384,120 +391,147 @@ asio::awaitable<void> SinkWorker::deliver_loop() {
       e.last_attempt_wall = attempt_wall;
       in_flight_events_ += 1;
       in_flight_bytes_ += e.bytes;
-      batch.push_back(e.record);
     }
-
-    try {
-      co_await sink_->deliver(std::span<const Record>(batch), std::span<Result>(results));
-    } catch (const std::exception& e) {
-      // A sink must not throw for expected failures; anything else is treated as transient.
-      for (auto& r : results)
-        r = Result{Outcome::retry, std::string("exception: ") + e.what(), {}};
-    }
-
-    // Decide every record's fate first; states change only after the dead-letter write, so
-    // the batch stays in flight (and out of drop_oldest's reach) while that is awaited.
-    const auto finished_at = now();
-    actions.assign(index.size(), Action::ack);
-    dead.clear();
-    std::optional<milliseconds> delay;
-    std::size_t retried = 0;
-    std::string retry_reason;
-    std::string failed_reason;
-    for (std::size_t k = 0; k < index.size(); ++k) {
-      const Entry& e = queue_[index[k]];
-      const Result& r = results[k];
-      if (r.outcome == Outcome::ok)
-        continue;
-      count_failure(r.reason);
-      last_error_ = r.reason;
-      if (r.outcome == Outcome::failed) {
-        actions[k] = Action::dead;
-        dead.push_back(
-            DeadLetter{e.record, r.reason, e.attempts, e.first_attempt_wall, e.last_attempt_wall});
-        failed_reason = r.reason;
-        continue;
+    // Each batch runs as its own coroutine, so with max_in_flight() > 1 the next one can go
+    // out while this one waits for its acknowledgement; the loop waits for a free lane.
+    ++lanes_;
+    // The lane is given back at the end of deliver_batch(), or here when it threw (resource
+    // exhaustion only: its records stay in flight). Not from a destructor: a loop torn down
+    // without stop() destroys the coroutine after the worker.
+    asio::co_spawn(loop_, deliver_batch(std::move(positions)), [this](std::exception_ptr failure) {
+      if (failure) {
+        log::error("sink", "a delivery failed", {{"sink", name_}});
+        lane_finished();
       }
-      const auto d = policy_.next(e.attempts - 1, finished_at - *e.first_attempt, r.retry_after);
-      if (d.give_up) {
-        actions[k] = Action::dead;
-        dead.push_back(DeadLetter{e.record, "retries exhausted: " + r.reason, e.attempts,
-                                  e.first_attempt_wall, e.last_attempt_wall});
-        failed_reason = r.reason;
-        continue;
-      }
-      actions[k] = Action::retry;
-      ++retried;
-      retry_reason = r.reason;
-      // One backoff for the batch: the head-most retry's jittered delay (taking the largest
-      // of all would defeat the jitter), raised to any longer delay a server asked for.
-      if (!delay) {
-        delay = d.delay;
-      } else if (r.retry_after) {
-        delay = std::max(*delay, d.delay);
-      }
-    }
-    if (retried > 0)
-      log_failure("delivery failed, will retry", retry_reason, retried);
-
-    if (!dead.empty()) {
-      log_failure("records dead-lettered", failed_reason, dead.size());
-      if (dead_letter_.enabled()) {
-        const auto ec = co_await dead_letter_.write(dead, wall_now());
-        if (ec) {
-          count_failure("dead_letter");
-          log::error("sink", "dead-letter write failed; records lost",
-                     {{"sink", name_},
-                      {"path", dead_letter_.path()},
-                      {"error", ec.message()},
-                      {"records", std::to_string(dead.size())}});
-        }
-      } else {
-        for (const auto& d : dead) {
-          log::warn("sink", "record dead-lettered (no dead_letter file configured)",
-                    {{"sink", name_},
-                     {"event_id", d.record.event ? d.record.event->id : std::string{}},
-                     {"route", d.record.route},
-                     {"reason", d.reason}});
-        }
-      }
-    }
-
-    const auto acked_at = SteadyClock::now();
-    for (std::size_t k = 0; k < index.size(); ++k) {
-      Entry& e = queue_[index[k]];
-      in_flight_events_ -= 1;
-      in_flight_bytes_ -= e.bytes;
-      switch (actions[k]) {
-        case Action::ack:
-          if (e.record.event && e.record.event->received != SteadyClock::time_point{} &&
-              metrics_.delivery_seconds) {
-            metrics_.delivery_seconds->Observe(
-                std::chrono::duration<double>(acked_at - e.record.event->received).count());
-          }
-          ++sent_;
-          inc(metrics_.sent);
-          release(e);
-          break;
-        case Action::retry:
-          e.state = State::pending;
-          ++retries_;
-          inc(metrics_.retries);
-          break;
-        case Action::dead:
-          ++dead_lettered_;
-          inc(metrics_.dead_lettered);
-          release(e);
-          break;
-      }
-    }
-    pop_done();
-    update_gauges();
-    space_.cancel();
-
-    if (delay)
-      co_await backoff(*delay);
+    });
   }
+  while (lanes_ > 0)
+    co_await wake_.async_wait(wait_token);
+}
+
+asio::awaitable<void> SinkWorker::deliver_batch(std::vector<std::uint64_t> positions) {
+  enum class Action { ack, retry, dead };
+  std::vector<Record> batch;
+  batch.reserve(positions.size());
+  for (const auto pos : positions)
+    batch.push_back(at(pos).record);
+  std::vector<Result> results(positions.size());
+  try {
+    co_await sink_->deliver(std::span<const Record>(batch), std::span<Result>(results));
+  } catch (const std::exception& e) {
+    // A sink must not throw for expected failures; anything else is treated as transient.
+    for (auto& r : results)
+      r = Result{Outcome::retry, std::string("exception: ") + e.what(), {}};
+  }
+
+  // Decide every record's fate first; states change only after the dead-letter write, so
+  // the batch stays in flight (and out of drop_oldest's reach) while that is awaited.
+  const auto finished_at = now();
+  std::vector<Action> actions(positions.size(), Action::ack);
+  std::vector<DeadLetter> dead;
+  std::optional<milliseconds> delay;
+  std::size_t retried = 0;
+  std::string retry_reason;
+  std::string failed_reason;
+  for (std::size_t k = 0; k < positions.size(); ++k) {
+    const Entry& e = at(positions[k]);
+    const Result& r = results[k];
+    if (r.outcome == Outcome::ok)
+      continue;
+    count_failure(r.reason);
+    last_error_ = r.reason;
+    if (r.outcome == Outcome::failed) {
+      actions[k] = Action::dead;
+      dead.push_back(
+          DeadLetter{e.record, r.reason, e.attempts, e.first_attempt_wall, e.last_attempt_wall});
+      failed_reason = r.reason;
+      continue;
+    }
+    const auto d = policy_.next(e.attempts - 1, finished_at - *e.first_attempt, r.retry_after);
+    if (d.give_up) {
+      actions[k] = Action::dead;
+      dead.push_back(DeadLetter{e.record, "retries exhausted: " + r.reason, e.attempts,
+                                e.first_attempt_wall, e.last_attempt_wall});
+      failed_reason = r.reason;
+      continue;
+    }
+    actions[k] = Action::retry;
+    ++retried;
+    retry_reason = r.reason;
+    // One backoff for the batch: the head-most retry's jittered delay (taking the largest
+    // of all would defeat the jitter), raised to any longer delay a server asked for.
+    if (!delay) {
+      delay = d.delay;
+    } else if (r.retry_after) {
+      delay = std::max(*delay, d.delay);
+    }
+  }
+  if (retried > 0)
+    log_failure("delivery failed, will retry", retry_reason, retried);
+
+  if (!dead.empty()) {
+    log_failure("records dead-lettered", failed_reason, dead.size());
+    if (dead_letter_.enabled()) {
+      const auto ec = co_await dead_letter_.write(dead, wall_now());
+      if (ec) {
+        count_failure("dead_letter");
+        log::error("sink", "dead-letter write failed; records lost",
+                   {{"sink", name_},
+                    {"path", dead_letter_.path()},
+                    {"error", ec.message()},
+                    {"records", std::to_string(dead.size())}});
+      }
+    } else {
+      for (const auto& d : dead) {
+        log::warn("sink", "record dead-lettered (no dead_letter file configured)",
+                  {{"sink", name_},
+                   {"event_id", d.record.event ? d.record.event->id : std::string{}},
+                   {"route", d.record.route},
+                   {"reason", d.reason}});
+      }
+    }
+  }
+
+  const auto acked_at = SteadyClock::now();
+  for (std::size_t k = 0; k < positions.size(); ++k) {
+    Entry& e = at(positions[k]);
+    in_flight_events_ -= 1;
+    in_flight_bytes_ -= e.bytes;
+    switch (actions[k]) {
+      case Action::ack:
+        if (e.record.event && e.record.event->received != SteadyClock::time_point{} &&
+            metrics_.delivery_seconds) {
+          metrics_.delivery_seconds->Observe(
+              std::chrono::duration<double>(acked_at - e.record.event->received).count());
+        }
+        ++sent_;
+        inc(metrics_.sent);
+        release(e);
+        break;
+      case Action::retry:
+        e.state = State::pending;
+        ++retries_;
+        inc(metrics_.retries);
+        break;
+      case Action::dead:
+        ++dead_lettered_;
+        inc(metrics_.dead_lettered);
+        release(e);
+        break;
+    }
+  }
+  pop_done();
+  update_gauges();
+  space_.cancel();
+
+  if (delay)
+    backoff_next_ = std::max(backoff_next_.value_or(milliseconds{0}), *delay);
+  lane_finished();
+}
+
+void SinkWorker::lane_finished() {
+  --lanes_;
+  wake_.cancel();
 }
 
 SinkWorker::Stats SinkWorker::stats() const {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -29,9 +30,11 @@
 // file and the sink's metrics.
 //
 // Delivery is in order and at least once: the loop hands the sink up to max_batch() records from
-// the head; a record leaves the queue only once the sink returned ok for it (or it was
-// dead-lettered); a record that must be retried holds the ones behind it until it succeeds or is
-// given up on. The App must await stop() before destroying the worker.
+// the head, in up to max_in_flight() batches at once; a record leaves the queue only once the
+// sink returned ok for it (or it was dead-lettered), and the queue is acknowledged in order. A
+// record that must be retried goes back to pending and is sent again first after the backoff;
+// with one batch in flight it holds the ones behind it, with several the batches already sent
+// may land before it. The App must await stop() before destroying the worker.
 //
 // With `buffer.type: disk` the queue is backed by a spool::Spool in <buffer.dir>/<sink name>:
 // offer() appends every accepted record to it (group-committed to disk, see sinks/spool/spool.hpp
@@ -123,10 +126,14 @@ class SinkWorker {
     SystemClock::time_point last_attempt_wall{};
     std::uint32_t attempts = 0;
     std::uint64_t seq = 0;  // position in the disk spool
+    std::uint64_t pos = 0;  // position in queue_ since the start: stable while others pop
   };
 
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<void> deliver_loop();
+  boost::asio::awaitable<void> deliver_batch(std::vector<std::uint64_t> positions);
+  void lane_finished();
+  Entry& at(std::uint64_t pos) { return queue_[pos - queue_.front().pos]; }
   boost::asio::awaitable<void> finish();
   boost::asio::awaitable<void> backoff(std::chrono::milliseconds delay);
   bool fits(std::uint64_t bytes) const;
@@ -161,6 +168,9 @@ class SinkWorker {
   std::size_t in_flight_events_ = 0;  // handed to the sink now: drop_oldest cannot evict them
   std::uint64_t in_flight_bytes_ = 0;
   std::uint64_t blocked_bytes_ = 0;  // size of the record offer() last refused with `full`
+  std::uint64_t next_pos_ = 0;
+  std::size_t lanes_ = 0;                                  // deliver() calls outstanding
+  std::optional<std::chrono::milliseconds> backoff_next_;  // asked for by a retried batch
 
   // Steady timers used as condition variables: their expiry stays at "never" and cancel()
   // wakes whoever waits; each waiter re-checks its condition.

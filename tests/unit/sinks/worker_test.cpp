@@ -34,6 +34,7 @@ class ScriptedSink final : public Sink {
       : batch_(batch), gate_(ex, std::chrono::steady_clock::time_point::max()) {}
 
   std::size_t max_batch() const override { return batch_; }
+  std::size_t max_in_flight() const override { return lanes; }
   std::chrono::milliseconds max_wait() const override { return linger; }
 
   asio::awaitable<void> deliver(std::span<const Record> batch, std::span<Result> results) override {
@@ -42,8 +43,12 @@ class ScriptedSink final : public Sink {
       call.emplace_back(payload_of(r));
     calls.push_back(std::move(call));
     in_flight = true;
-    while (hold)
+    most_outstanding = std::max(most_outstanding, ++outstanding);
+    while (hold && passes == 0)
       co_await gate_.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (hold)
+      --passes;
+    --outstanding;
     in_flight = false;
     if (!script.empty()) {
       auto step = std::move(script.front());
@@ -59,6 +64,12 @@ class ScriptedSink final : public Sink {
 
   void release() {
     hold = false;
+    gate_.cancel();
+  }
+
+  // Lets the longest-waiting held call go on (waiters resume in the order they started).
+  void release_one() {
+    ++passes;
     gate_.cancel();
   }
 
@@ -79,6 +90,10 @@ class ScriptedSink final : public Sink {
   bool hold = false;
   bool in_flight = false;
   std::chrono::milliseconds linger{0};
+  std::size_t lanes = 1;  // max_in_flight()
+  std::size_t outstanding = 0;
+  std::size_t most_outstanding = 0;
+  std::size_t passes = 0;
   int closed = 0;
 
  private:
@@ -172,6 +187,86 @@ TEST_F(WorkerTest, DeliversInQueueOrderInBatches) {
   EXPECT_EQ(sm.queue_bytes->Value(), 0);
   EXPECT_EQ(worker->stats().queued_bytes, 0u);
   EXPECT_EQ(sm.delivery_seconds->Collect().histogram.sample_count, 7u);
+}
+
+TEST_F(WorkerTest, OneBatchAtATimeByDefault) {
+  make(2);
+  sink->hold = true;
+  for (int i = 0; i < 6; ++i)
+    offer(i);
+  worker->start();
+  ASSERT_TRUE(run_until(ctx, [&] { return sink->in_flight; }));
+  ctx.poll();
+  EXPECT_EQ(sink->calls.size(), 1u);
+  sink->release();
+  ASSERT_TRUE(run_until(ctx, [&] { return worker->stats().sent == 6; }));
+  EXPECT_EQ(sink->most_outstanding, 1u);
+}
+
+TEST_F(WorkerTest, SeveralBatchesInFlightAreAcknowledgedInOrder) {
+  make(2);
+  sink->lanes = 3;
+  sink->hold = true;
+  for (int i = 0; i < 7; ++i)
+    offer(i);
+  worker->start();
+  ASSERT_TRUE(run_until(ctx, [&] { return sink->calls.size() == 3; }));
+  ctx.poll();
+  EXPECT_EQ(sink->calls.size(), 3u);  // the fourth waits for a free lane
+  EXPECT_EQ(sink->outstanding, 3u);
+  EXPECT_EQ(sink->calls[0], seq({0, 1}));
+  EXPECT_EQ(sink->calls[1], seq({2, 3}));
+  EXPECT_EQ(sink->calls[2], seq({4, 5}));
+  EXPECT_EQ(worker->stats().queued_events, 7u);
+  sink->release();
+  ASSERT_TRUE(run_until(ctx, [&] { return worker->stats().sent == 7; }));
+  EXPECT_EQ(delivered_in_order(), seq({0, 1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(worker->stats().queued_events, 0u);
+  EXPECT_EQ(sm.queue_events->Value(), 0);
+}
+
+TEST_F(WorkerTest, RetryWithSeveralBatchesInFlightIsSentAgainFirst) {
+  // The batch behind it was already out: it lands first, and the retried record goes with the
+  // next batch, ahead of the records still pending.
+  make(2);
+  sink->lanes = 2;
+  sink->hold = true;
+  sink->then({retry("busy"), ok});
+  sink->then({ok});
+  for (int i = 0; i < 5; ++i)
+    offer(i);
+  worker->start();
+  ASSERT_TRUE(run_until(ctx, [&] { return sink->calls.size() == 2; }));
+  sink->release();
+  ASSERT_TRUE(run_until(ctx, [&] { return worker->stats().sent == 5; }));
+  EXPECT_EQ(delivered_in_order(), seq({0, 1, 2, 3, 0, 4}));
+  EXPECT_EQ(worker->stats().retries, 1u);
+}
+
+TEST_F(WorkerTest, DropOldestBetweenBatchesInFlight) {
+  // A retried record, pending again in front of a batch still in flight, is evicted: the
+  // batch behind it must still be acknowledged as its own records.
+  config.buffer.max_events = 4;
+  config.buffer.when_full = config::BufferConfig::WhenFull::drop_oldest;
+  make(2);
+  sink->lanes = 2;
+  sink->hold = true;
+  sink->then({retry("busy", 1h), ok});  // and a pause before anything new goes out
+  for (int i = 0; i < 4; ++i)
+    offer(i);
+  worker->start();
+  ASSERT_TRUE(run_until(ctx, [&] { return sink->calls.size() == 2; }));
+  sink->release_one();
+  ASSERT_TRUE(run_until(ctx, [&] { return worker->stats().sent == 1; }));
+  // Queue: 0 (pending again), 1 (done), 2 3 (in flight), then 4. 5 evicts 0, 6 evicts 4.
+  EXPECT_EQ(offer(4), SinkWorker::Accept::queued);
+  EXPECT_EQ(offer(5), SinkWorker::Accept::queued);
+  EXPECT_EQ(offer(6), SinkWorker::Accept::queued);
+  EXPECT_EQ(failed_count("dropped_full"), 2);
+  sink->release();
+  ASSERT_TRUE(run_until(ctx, [&] { return worker->stats().sent == 3; }));
+  EXPECT_EQ(delivered_in_order(), seq({0, 1, 2, 3}));
+  EXPECT_EQ(worker->stats().queued_events, 2u);  // 5 and 6, behind the requested pause
 }
 
 TEST_F(WorkerTest, RecordsOfferedWhileRunningAreDelivered) {
