@@ -54,6 +54,7 @@ SinkWorker::SinkWorker(asio::any_io_executor loop, std::unique_ptr<Sink> sink,
       options_(std::move(options)),
       log_limiter_(10, std::chrono::seconds{60}),
       wake_(loop, SteadyClock::time_point::max()),
+      lane_free_(loop, SteadyClock::time_point::max()),
       space_(loop, SteadyClock::time_point::max()),
       finished_(loop, SteadyClock::time_point::max()),
       backoff_timer_(loop) {
@@ -283,7 +284,7 @@ asio::awaitable<void> SinkWorker::run() {
     log::error("sink", "delivery loop failed", {{"sink", name_}, {"error", e.what()}});
   }
   while (lanes_ > 0)  // the sink is closed only once no deliver() is outstanding
-    co_await wake_.async_wait(wait_token);
+    co_await lane_free_.async_wait(wait_token);
   co_await finish();
 }
 
@@ -345,7 +346,8 @@ asio::awaitable<void> SinkWorker::deliver_loop() {
       continue;
     }
     if (lanes_ == max_lanes) {
-      co_await wake_.async_wait(wait_token);  // a batch finishing wakes it
+      // Not on wake_: every offer() cancels that, and this wait should end once per batch.
+      co_await lane_free_.async_wait(wait_token);
       continue;
     }
 
@@ -406,7 +408,7 @@ asio::awaitable<void> SinkWorker::deliver_loop() {
     });
   }
   while (lanes_ > 0)
-    co_await wake_.async_wait(wait_token);
+    co_await lane_free_.async_wait(wait_token);
 }
 
 asio::awaitable<void> SinkWorker::deliver_batch(std::vector<std::uint64_t> positions) {
@@ -531,7 +533,8 @@ asio::awaitable<void> SinkWorker::deliver_batch(std::vector<std::uint64_t> posit
 
 void SinkWorker::lane_finished() {
   --lanes_;
-  wake_.cancel();
+  lane_free_.cancel();
+  wake_.cancel();  // a retried record may be pending again
 }
 
 SinkWorker::Stats SinkWorker::stats() const {

@@ -174,9 +174,10 @@ class SinkWorker {
 
   // Steady timers used as condition variables: their expiry stays at "never" and cancel()
   // wakes whoever waits; each waiter re-checks its condition.
-  boost::asio::steady_timer wake_;      // the loop waits for records
-  boost::asio::steady_timer space_;     // wait_for_space() waiters
-  boost::asio::steady_timer finished_;  // stop() waits for the loop to end
+  boost::asio::steady_timer wake_;       // the loop waits for records
+  boost::asio::steady_timer lane_free_;  // the loop waits for a batch to finish
+  boost::asio::steady_timer space_;      // wait_for_space() waiters
+  boost::asio::steady_timer finished_;   // stop() waits for the loop to end
   boost::asio::steady_timer backoff_timer_;
 
   bool started_ = false;

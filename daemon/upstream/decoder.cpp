@@ -133,6 +133,26 @@ Status type_of(od::value& v, od::json_type& type) {
   return v.type().get(type) == simdjson::SUCCESS ? Status::ok : Status::json;
 }
 
+// Opens `v` as an object or an array: `fields` when it is another type, `json` when the bytes
+// are broken.
+Status open_object(od::value& v, od::object& o) {
+  od::json_type type;
+  if (type_of(v, type) != Status::ok)
+    return Status::json;
+  if (type != od::json_type::object)
+    return Status::fields;
+  return v.get_object().get(o) == simdjson::SUCCESS ? Status::ok : Status::json;
+}
+
+Status open_array(od::value& v, od::array& a) {
+  od::json_type type;
+  if (type_of(v, type) != Status::ok)
+    return Status::json;
+  if (type != od::json_type::array)
+    return Status::fields;
+  return v.get_array().get(a) == simdjson::SUCCESS ? Status::ok : Status::json;
+}
+
 // A number known to be one (type() said so): its written form, and its value when it is an
 // integer that fits in 64 bits.
 Status read_number(od::value v, std::string_view& raw, std::optional<std::int64_t>& integer) {
@@ -151,14 +171,9 @@ Status read_number(od::value v, std::string_view& raw, std::optional<std::int64_
 // parser's string buffer (valid until the next document).
 Status read_string_array(od::value v, std::vector<std::string_view>& out, bool escapes) {
   out.clear();
-  od::json_type type;
-  if (type_of(v, type) != Status::ok)
-    return Status::json;
-  if (type != od::json_type::array)
-    return Status::fields;
   od::array a;
-  if (v.get_array().get(a) != simdjson::SUCCESS)
-    return Status::json;
+  if (const Status s = open_array(v, a); s != Status::ok)
+    return s;
   for (auto result : a) {
     od::value element;
     if (result.get(element) != simdjson::SUCCESS)
@@ -168,6 +183,7 @@ Status read_string_array(od::value v, std::vector<std::string_view>& out, bool e
       out.push_back(s);
       continue;
     }
+    od::json_type type;
     if (type_of(element, type) != Status::ok)
       return Status::json;
     if (type != od::json_type::string)
@@ -194,14 +210,9 @@ Status read_string(od::value v, std::string& out) {
 
 // Reads an object value whose raw bytes are wanted too: `raw` covers `{`…`}` in the frame.
 Status read_raw_object(od::value v, std::string_view& raw, std::size_t depth, bool escapes) {
-  od::json_type type;
-  if (type_of(v, type) != Status::ok)
-    return Status::json;
-  if (type != od::json_type::object)
-    return Status::fields;
   od::object o;
-  if (v.get_object().get(o) != simdjson::SUCCESS)
-    return Status::json;
+  if (const Status s = open_object(v, o); s != Status::ok)
+    return s;
   if (o.raw_json().get(raw) != simdjson::SUCCESS)
     return Status::json;
   raw = trim_trailing_space(raw);
@@ -344,14 +355,9 @@ struct FrameDecoder::Impl {
   }
 
   Status read_event(od::value v, EventFields& out) {
-    od::json_type type;
-    if (type_of(v, type) != Status::ok)
-      return Status::json;
-    if (type != od::json_type::object)
-      return Status::fields;
     od::object o;
-    if (v.get_object().get(o) != simdjson::SUCCESS)
-      return Status::json;
+    if (const Status s = open_object(v, o); s != Status::ok)
+      return s;
     if (o.raw_json().get(out.data) != simdjson::SUCCESS)
       return Status::json;
     out.data = trim_trailing_space(out.data);
@@ -391,14 +397,9 @@ struct FrameDecoder::Impl {
   }
 
   Status read_connected(od::value v, ConnectedFrame& out) {
-    od::json_type type;
-    if (type_of(v, type) != Status::ok)
-      return Status::json;
-    if (type != od::json_type::object)
-      return Status::fields;
     od::object o;
-    if (v.get_object().get(o) != simdjson::SUCCESS)
-      return Status::json;
+    if (const Status s = open_object(v, o); s != Status::ok)
+      return s;
     for (auto result : o) {
       od::field f;
       std::string_view key;
@@ -413,6 +414,7 @@ struct FrameDecoder::Impl {
         s = read_slots(f.value(), out.subscriptions);
       } else if (key == "user") {
         od::value user = f.value();
+        od::json_type type;
         if (type_of(user, type) != Status::ok)
           return Status::json;
         out.authenticated = type != od::json_type::null;
@@ -468,14 +470,9 @@ struct FrameDecoder::Impl {
   }
 
   static Status read_response(od::value v, ResponseFrame& out) {
-    od::json_type type;
-    if (type_of(v, type) != Status::ok)
-      return Status::json;
-    if (type != od::json_type::object)
-      return Status::fields;
     od::object o;
-    if (v.get_object().get(o) != simdjson::SUCCESS)
-      return Status::json;
+    if (const Status s = open_object(v, o); s != Status::ok)
+      return s;
     bool has_to = false;
     for (auto result : o) {
       od::field f;
@@ -489,6 +486,7 @@ struct FrameDecoder::Impl {
         has_to = true;
       } else if (key == "success") {
         od::value success = f.value();
+        od::json_type type;
         if (type_of(success, type) != Status::ok)
           return Status::json;
         if (type != od::json_type::boolean)
@@ -508,25 +506,16 @@ struct FrameDecoder::Impl {
 
   static Status read_subscription_entries(od::value v, std::vector<std::string>& ids) {
     ids.clear();
-    od::json_type type;
-    if (type_of(v, type) != Status::ok)
-      return Status::json;
-    if (type != od::json_type::array)
-      return Status::fields;
     od::array a;
-    if (v.get_array().get(a) != simdjson::SUCCESS)
-      return Status::json;
+    if (const Status s = open_array(v, a); s != Status::ok)
+      return s;
     for (auto result : a) {
       od::value element;
       if (result.get(element) != simdjson::SUCCESS)
         return Status::json;
-      if (type_of(element, type) != Status::ok)
-        return Status::json;
-      if (type != od::json_type::object)
-        return Status::fields;
       od::object entry;
-      if (element.get_object().get(entry) != simdjson::SUCCESS)
-        return Status::json;
+      if (const Status s = open_object(element, entry); s != Status::ok)
+        return s;
       for (auto field_result : entry) {
         od::field f;
         std::string_view key;
@@ -547,14 +536,9 @@ struct FrameDecoder::Impl {
   }
 
   static Status read_error(od::value v, ErrorFrame& out) {
-    od::json_type type;
-    if (type_of(v, type) != Status::ok)
-      return Status::json;
-    if (type != od::json_type::object)
-      return Status::fields;
     od::object o;
-    if (v.get_object().get(o) != simdjson::SUCCESS)
-      return Status::json;
+    if (const Status s = open_object(v, o); s != Status::ok)
+      return s;
     bool has_code = false;
     for (auto result : o) {
       od::field f;
@@ -565,6 +549,7 @@ struct FrameDecoder::Impl {
       Status s = Status::ok;
       if (key == "code") {
         od::value code = f.value();
+        od::json_type type;
         if (type_of(code, type) != Status::ok)
           return Status::json;
         if (type != od::json_type::number)
