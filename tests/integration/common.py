@@ -24,6 +24,17 @@ SESSION = base64.b64encode(json.dumps({"id": USER_ID, "secret": USER_SECRET},
                                       separators=(",", ":")).encode()).decode()
 
 
+def appwrite_yaml(endpoint, subscribe="message", heartbeat=None, reconnect_max="1s",
+                  project=PROJECT, auth=None, reconnect_initial="100ms"):
+    """The `appwrite:` section every test configuration starts with (the demo user's session
+    unless `auth` is given)."""
+    auth = auth or f'{{session: "{SESSION}"}}'
+    beat = f"  heartbeat: {heartbeat}\n" if heartbeat else ""
+    return (f"appwrite:\n  endpoint: {endpoint}\n  project: {project}\n  auth: {auth}\n"
+            f"  subscribe: {subscribe}\n{beat}"
+            f"  reconnect: {{initial: {reconnect_initial}, max: {reconnect_max}, multiplier: 2}}\n")
+
+
 class IntegrationTest(unittest.TestCase):
     """Gives each test a scratch directory and cleans up the processes it started."""
 

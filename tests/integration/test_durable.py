@@ -13,7 +13,7 @@ import threading
 import time
 import unittest
 
-from common import IntegrationTest, PROJECT, SESSION, SLUICE_BIN, Sluice, wait_for
+from common import IntegrationTest, PROJECT, SLUICE_BIN, Sluice, appwrite_yaml, wait_for
 
 import kafka  # noqa: E402 (tests/support, put on the path by common)
 
@@ -31,13 +31,7 @@ ID_IN_BODY = re.compile(rb'"\$id":"(ev-\d{6})"')
 
 
 def config(emu, broker, spool_dir, buffer_extra=""):
-    return f"""
-appwrite:
-  endpoint: {emu.endpoint}
-  project: {PROJECT}
-  auth: {{session: "{SESSION}"}}
-  subscribe: message
-  reconnect: {{initial: 50ms, max: 500ms, multiplier: 2}}
+    return appwrite_yaml(emu.endpoint, reconnect_initial="50ms", reconnect_max="500ms") + f"""\
 buffer: {{type: disk, dir: "{spool_dir}"{buffer_extra}}}
 sinks:
   {SINK}:

@@ -7,7 +7,8 @@ import subprocess
 import time
 import unittest
 
-from common import (IntegrationTest, PROJECT, SESSION, read_lines, wait_for, parse_metrics)
+from common import (IntegrationTest, PROJECT, appwrite_yaml, read_lines, wait_for,
+                    parse_metrics)
 
 ROW_UPDATE = "databases.[databaseId].tables.[tableId].rows.[rowId].update"
 ROW_CREATE = "databases.[databaseId].tables.[tableId].rows.[rowId].create"
@@ -17,14 +18,7 @@ ORDERS = "databases.shop.tables.orders.rows"  # emitted by 1.8 and 1.9 alike
 
 
 def config(emu, out, subscribe="url", heartbeat="2s", reconnect_max="1s", project=PROJECT):
-    return f"""
-appwrite:
-  endpoint: {emu.endpoint}
-  project: {project}
-  auth: {{session: "{SESSION}"}}
-  subscribe: {subscribe}
-  heartbeat: {heartbeat}
-  reconnect: {{initial: 100ms, max: {reconnect_max}, multiplier: 2}}
+    return appwrite_yaml(emu.endpoint, subscribe, heartbeat, reconnect_max, project) + f"""\
 sinks:
   archive:
     type: file

@@ -9,7 +9,8 @@ import os
 import threading
 import unittest
 
-from common import (IntegrationTest, PROJECT, SESSION, SLUICE_BIN, read_lines, wait_for)
+from common import (IntegrationTest, PROJECT, SLUICE_BIN, appwrite_yaml, read_lines,
+                    wait_for)
 
 import kafka  # noqa: E402 (tests/support, put on the path by common)
 
@@ -27,13 +28,7 @@ def config(emu, broker, key="{payload.$id}", properties=None, dead_letter=None, 
     if properties:
         props = "    properties: {" + ", ".join(f'{k}: "{v}"' for k, v in properties.items()) + "}\n"
     dl = f"    dead_letter: {dead_letter}\n" if dead_letter else ""
-    return f"""
-appwrite:
-  endpoint: {emu.endpoint}
-  project: {PROJECT}
-  auth: {{session: "{SESSION}"}}
-  subscribe: message
-  reconnect: {{initial: 100ms, max: 1s, multiplier: 2}}
+    return appwrite_yaml(emu.endpoint) + f"""\
 sinks:
   orders:
     type: kafka

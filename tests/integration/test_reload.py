@@ -8,7 +8,7 @@ import threading
 import time
 import unittest
 
-from common import (IntegrationTest, PROJECT, SESSION, SLUICE_BIN, Sluice, read_lines,
+from common import (IntegrationTest, PROJECT, SLUICE_BIN, Sluice, appwrite_yaml, read_lines,
                     wait_for)
 from webhook_receiver import Receiver  # noqa: E402 (tests/support is on the path via common)
 
@@ -20,14 +20,7 @@ FILE_CREATE = "buckets.[bucketId].files.[fileId].create"
 
 
 def config(emu, out, routes, subscribe="url", extra_sinks=""):
-    return f"""
-appwrite:
-  endpoint: {emu.endpoint}
-  project: {PROJECT}
-  auth: {{session: "{SESSION}"}}
-  subscribe: {subscribe}
-  heartbeat: 2s
-  reconnect: {{initial: 100ms, max: 1s, multiplier: 2}}
+    return appwrite_yaml(emu.endpoint, subscribe, heartbeat="2s") + f"""\
 sinks:
   keep:
     type: file

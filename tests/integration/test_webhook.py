@@ -8,7 +8,7 @@ import subprocess
 import time
 import unittest
 
-from common import IntegrationTest, PROJECT, SESSION, read_lines, wait_for
+from common import IntegrationTest, PROJECT, appwrite_yaml, read_lines, wait_for
 from webhook_receiver import Receiver
 
 ROW_CREATE = "databases.[databaseId].tables.[tableId].rows.[rowId].create"
@@ -18,14 +18,7 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 def config(emu, url, dead, scheme="standard", secret=SECRET, concurrency=2, tls="",
            retry="{initial: 100ms, max: 500ms, max_elapsed: 5m}", batch=""):
-    return f"""
-appwrite:
-  endpoint: {emu.endpoint}
-  project: {PROJECT}
-  auth: {{session: "{SESSION}"}}
-  subscribe: message
-  heartbeat: 5s
-  reconnect: {{initial: 100ms, max: 1s, multiplier: 2}}
+    return appwrite_yaml(emu.endpoint, heartbeat="5s") + f"""\
 sinks:
   hook:
     type: webhook
