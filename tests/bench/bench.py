@@ -5,14 +5,18 @@ batched), file with 10 and 1,000 routes}, each beside a baseline measured in the
 C++ realtime client that only counts frames (baseline_reader). Frames are realistic: a TablesDB
 row update in the 1.9 profile (64 event strings, 16 channels) with a ~1 KB payload.
 
-Each scenario starts sluice twice:
+The machine may be shared: the baseline is the fastest of --baseline-runs runs and each
+scenario's max-rate figures come from the fastest of --runs runs (3 each by default), and every
+run's output is deleted as soon as it is measured (see remove_runs).
+
+Each scenario starts sluice for:
 - fixed rate (--latency-count events at --rate events/s, 10,000 by default): idle RSS (VmRSS
   after /readyz, before streaming), peak RSS (VmHWM) at that rate, and receive→acknowledge
   latency two ways: "probe" = sink_probe holds a second subscription beside sluice's and times each
   `seq` from the emulator's socket to the receiver or the file (exact, no daemon change; file and
   webhook only), and "hist" = sluice_sink_delivery_seconds for the sink, interpolated inside
   its buckets (0.5, 1, 2.5, 5, 10 ms...: coarse, a p999 is only known to its bucket);
-- as fast as possible (--count events): events/s, MB/s (of the wire frames), ratio to the
+- as fast as possible (--count events, --runs times): events/s, MB/s (of the wire frames), ratio to the
   baseline, CPU seconds per million events (utime+stime from /proc/PID/stat), peak RSS, and
   requests/s at the webhook receiver.
 Then runs spool_bench (disk buffer against memory buffer) when it was built.
@@ -20,8 +24,10 @@ Then runs spool_bench (disk buffer against memory buffer) when it was built.
 
 import argparse
 import base64
+import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -204,7 +210,9 @@ class Bench:
         return s, os.path.join(out_dir, "orders.jsonl")
 
     def sent(self, s):
-        return s.metric("sluice_sink_events_sent_total", sink="archive")
+        # From /status, not /metrics: this is polled every 10 ms, and with 1,000 routes a
+        # /metrics page (a counter per route) costs the event loop enough to skew the figure.
+        return next(x["sent"] for x in s.status()["sinks"] if x["name"] == "archive")
 
     def stop(self, s):
         try:
@@ -273,6 +281,13 @@ class Bench:
                 probe.kill()
             if s.proc.poll() is None:
                 s.proc.kill()
+
+
+def remove_runs(workdir):
+    """Deletes the runs' output (up to ~0.4 GB each) at once: left in place, the kernel writes
+    it back 30 s later (vm.dirty_expire_centisecs), in the middle of a later measurement."""
+    for run in glob.glob(os.path.join(workdir, "run*")):
+        shutil.rmtree(run, ignore_errors=True)
 
 
 def stream_args():
@@ -358,6 +373,10 @@ def main():
                         help="events per fixed-rate run")
     parser.add_argument("--rate", type=float, default=10000, help="events/s of the fixed rate")
     parser.add_argument("--only", default="", help="comma-separated substrings of scenario names")
+    parser.add_argument("--baseline-runs", type=int, default=3,
+                        help="baseline runs; the fastest is the ceiling")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="max-rate runs per scenario; the fastest is reported")
     args = parser.parse_args()
     bin_dir = os.path.abspath(args.bin)
     wanted = [w for w in args.only.split(",") if w]
@@ -369,7 +388,11 @@ def main():
         session = base64.b64encode(b'{"id":"bench","secret":"s"}').decode()
         with emulator.start(os.path.join(bin_dir, "appwrite-emulator"),
                             args=["--fixtures", fixtures]) as emu:
-            base_s, base_bytes = baseline(bin_dir, emu, session, args.count)
+            # The ceiling is the best of a few baseline runs: on a shared machine a single run
+            # can land in a slow moment and flatter every ratio.
+            runs = [baseline(bin_dir, emu, session, args.count)
+                    for _ in range(args.baseline_runs)]
+            base_s, base_bytes = min(runs)
             base_rate = args.count / base_s
             frame_bytes = base_bytes / args.count
             broker = kafka.start(os.path.join(bin_dir, "kafka-mock-broker"), topics=[TOPIC])
@@ -378,7 +401,13 @@ def main():
                 rows = []
                 for label, kind, routes in scenarios:
                     fixed = bench.fixed_rate(kind, routes)
-                    fast = bench.max_rate(kind, routes)
+                    remove_runs(workdir)
+                    fast = None
+                    for _ in range(args.runs):  # the fastest run is the one least disturbed
+                        run = bench.max_rate(kind, routes)
+                        remove_runs(workdir)
+                        if fast is None or run["rate"] > fast["rate"]:
+                            fast = run
                     rows.append((label, fixed, fast))
                     print(f"  done: {label}", file=sys.stderr, flush=True)
             finally:
@@ -386,7 +415,8 @@ def main():
     rate_k = f"{args.rate / 1000:g}k"
     print(f"sluice benchmark: {args.count} events per max-rate run, {args.latency_count} at "
           f"{args.rate:.0f} events/s for latency and RSS@{rate_k}; frame {frame_bytes:.0f} B "
-          f"(64 events, 16 channels, ~1 KB payload); {os.cpu_count()} CPUs")
+          f"(64 events, 16 channels, ~1 KB payload); {os.cpu_count()} CPUs; fastest of "
+          f"{args.baseline_runs} baseline and {args.runs} max-rate runs")
     head = (f"{'scenario':26} {'events/s':>9} {'MB/s':>6} {'ratio':>5} {'req/s':>7} "
             f"{'CPUs/Mev':>8} {'RSSmax':>6} {'RSS@' + rate_k:>7} {'idle':>5}  "
             f"{'probe p50/p99/p999 ms':>22}  {'hist p50/p99/p999 ms':>21}")
