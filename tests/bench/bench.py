@@ -89,19 +89,22 @@ def webhook_sink(port, batch):
 def routes_yaml(routes):
     """1 route: the orders channel, every event. N > 1: the matching route (orders channel,
     where status = paid) plus N-1 decoys: every 10th on the orders channel with a `where` that
-    fails (status = s<i>), the others on the row channels of 40 other tables (subscribed, silent).
-    So each event is checked against the routes of its channel, as in a real table of routes."""
+    fails (status = s<i>), the others on the row channels of 50 other tables (subscribed,
+    silent); the first decoy lists all 50, so 10 and 1,000 routes subscribe to the same 51
+    channels and the emulator does the same work for both. Each event is checked against the
+    routes of its channel, as in a real table of routes."""
     if routes == 1:
         return f"  - name: orders\n    channels: [{CHANNEL}]\n    sinks: [archive]\n"
     out = (f"  - name: orders\n    channels: [{CHANNEL}]\n"
            f"    where: [{{equal: [status, [paid]]}}]\n    sinks: [archive]\n")
+    every_table = ", ".join(f"tablesdb.shop.tables.t{t}.rows" for t in range(50))
     for i in range(1, routes):
         if i % 10 == 0:
             out += (f"  - name: decoy-{i}\n    channels: [{CHANNEL}]\n"
                     f"    where: [{{equal: [status, [s{i}]]}}]\n    sinks: [archive]\n")
         else:
-            out += (f"  - name: decoy-{i}\n    channels: [tablesdb.shop.tables.t{i % 50}.rows]\n"
-                    f"    sinks: [archive]\n")
+            channels = every_table if i == 1 else f"tablesdb.shop.tables.t{i % 50}.rows"
+            out += f"  - name: decoy-{i}\n    channels: [{channels}]\n    sinks: [archive]\n"
     return out
 
 
@@ -436,8 +439,8 @@ def main():
           "(second subscription beside sluice's, same clock; file: line readable, webhook: request "
           "received); hist = sluice_sink_delivery_seconds interpolated within its buckets "
           "(0.5/1/2.5/5/10 ms...).\n10/1000 routes: 1 matching (orders channel, where status=paid) "
-          "+ decoys: every 10th on the orders channel with a failing where, the rest on 40 other "
-          "tables' channels.")
+          "+ decoys: every 10th on the orders channel with a failing where, the rest on other "
+          "tables' channels; both subscribe to the same 51 channels.")
     targets(rows, base_rate, rate_k)
     spool = os.path.join(bin_dir, "spool_bench")
     if os.path.exists(spool):
