@@ -286,17 +286,26 @@ void KafkaSink::for_each_header(const Record& record, std::string& scratch, Add&
   }
 }
 
+const std::string& KafkaSink::topic_of(const Record& record, std::string& scratch) const {
+  if (!constant_topic_.empty())
+    return constant_topic_;
+  scratch = config_.topic.render(*record.event, {record.route, record.channel, project_});
+  return scratch;
+}
+
+bool KafkaSink::key_of(const Record& record, std::string& key) const {
+  key.clear();
+  if (config_.key)
+    key = config_.key->render(*record.event, {record.route, record.channel, project_});
+  return !key.empty();  // an empty key is a null key
+}
+
 KafkaSink::Message KafkaSink::render(const Record& record) const {
-  const Event& e = *record.event;
-  const TemplateContext ctx{record.route, record.channel, project_};
   Message m;
-  m.topic = config_.topic.render(e, ctx);
-  if (config_.key) {
-    auto key = config_.key->render(e, ctx);
-    if (!key.empty())
-      m.key = std::move(key);
-  }
   std::string scratch;
+  m.topic = topic_of(record, scratch);
+  if (std::string key; key_of(record, key))
+    m.key = std::move(key);
   for_each_header(record, scratch, [&m](std::string_view name, std::string_view value) {
     m.headers.emplace_back(name, value);
   });
@@ -353,10 +362,7 @@ boost::asio::awaitable<void> KafkaSink::deliver(std::span<const Record> batch,
       continue;
     }
     // What render() gives, without building a Message: this runs for every record.
-    const TemplateContext ctx{r.route, r.channel, project_};
-    if (constant_topic_.empty())
-      topic = config_.topic.render(*r.event, ctx);
-    const std::string& topic_name = constant_topic_.empty() ? topic : constant_topic_;
+    const std::string& topic_name = topic_of(r, topic);
     if (topic_name.empty()) {
       results[i] = Result{Outcome::failed, "topic: renders empty", {}};
       continue;
@@ -366,8 +372,7 @@ boost::asio::awaitable<void> KafkaSink::deliver(std::span<const Record> batch,
       results[i] = classify_kafka_error(rd_kafka_last_error());
       continue;
     }
-    if (config_.key)
-      key = config_.key->render(*r.event, ctx);
+    const bool keyed = key_of(r, key);
     rd_kafka_headers_t* headers = rd_kafka_headers_new(5 + config_.headers.size());
     for_each_header(r, scratch, [headers](std::string_view name, std::string_view value) {
       rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
@@ -385,7 +390,7 @@ boost::asio::awaitable<void> KafkaSink::deliver(std::span<const Record> batch,
     vu[n].vtype = RD_KAFKA_VTYPE_VALUE;
     vu[n].u.mem.ptr = const_cast<char*>(r.event->data.data());
     vu[n++].u.mem.size = r.event->data.size();
-    if (config_.key && !key.empty()) {   // an empty key is a null key
+    if (keyed) {
       vu[n].vtype = RD_KAFKA_VTYPE_KEY;  // copied by librdkafka
       vu[n].u.mem.ptr = key.data();
       vu[n++].u.mem.size = key.size();

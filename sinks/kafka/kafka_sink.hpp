@@ -100,6 +100,10 @@ class KafkaSink final : public Sink {
   KafkaSink(const config::KafkaSinkConfig& config, std::string project, BlockingPool& pool,
             boost::asio::any_io_executor loop, Options options);
   void warm_up();  // creates the handle of a constant topic with the producer
+  // The topic for `record`: the constant one, or rendered into `scratch`.
+  const std::string& topic_of(const Record& record, std::string& scratch) const;
+  // Renders the key into `key`; false when there is none (null key).
+  bool key_of(const Record& record, std::string& key) const;
   // Calls add(name, value) for each header of `record` (string_views, valid during the call).
   template <typename Add>
   void for_each_header(const Record& record, std::string& scratch, Add&& add) const;
