@@ -17,9 +17,10 @@
 #include <boost/json/value.hpp>
 
 #include "core/json.hpp"
-#include "daemon/upstream/buffered_tcp_stream.hpp"
 #include "daemon/upstream/decoder.hpp"
-#include "daemon/upstream/transport.hpp"
+#include "daemon/upstream/realtime_url.hpp"
+#include "net/buffered_tcp_stream.hpp"
+#include "net/transport.hpp"
 
 namespace sluice::upstream {
 
@@ -163,8 +164,8 @@ RealtimeClient::RealtimeClient(asio::any_io_executor loop, const config::Appwrit
 RealtimeClient::~RealtimeClient() = default;
 
 bool RealtimeClient::init(std::string& error) {
-  auto rest = parse_endpoint(config_.endpoint);
-  auto realtime = parse_endpoint(config_.realtime_endpoint);
+  auto rest = net::parse_endpoint(config_.endpoint);
+  auto realtime = net::parse_endpoint(config_.realtime_endpoint);
   if (!rest || !realtime) {
     error = "appwrite endpoint is not an http(s) or ws(s) URL";
     return false;
@@ -172,7 +173,7 @@ bool RealtimeClient::init(std::string& error) {
   rest_endpoint_ = *rest;
   realtime_endpoint_ = *realtime;
   if (rest_endpoint_.secure || realtime_endpoint_.secure) {
-    tls_ = make_client_tls_context(config_.tls, error);
+    tls_ = net::make_client_tls_context(config_.tls, error);
     if (!tls_)
       return false;
     if (!config_.tls.verify) {
@@ -504,14 +505,14 @@ asio::awaitable<void> RealtimeClient::run() {
           req.set(k, v);
       };
       auto open = [&](auto& ws) -> asio::awaitable<error_code> {
-        if (auto ec =
-                co_await connect_tcp(beast::get_lowest_layer(ws), realtime_endpoint_, timeout)) {
+        if (auto ec = co_await net::connect_tcp(beast::get_lowest_layer(ws), realtime_endpoint_,
+                                                timeout)) {
           co_return ec;
         }
         if constexpr (!std::is_same_v<std::decay_t<decltype(ws)>,
-                                      websocket::stream<BufferedTcpStream>>) {
-          if (auto ec = co_await handshake_tls(ws.next_layer(), realtime_endpoint_,
-                                               config_.tls.verify, timeout)) {
+                                      websocket::stream<net::BufferedTcpStream>>) {
+          if (auto ec = co_await net::handshake_tls(ws.next_layer(), realtime_endpoint_,
+                                                    config_.tls.verify, timeout)) {
             co_return ec;
           }
         }
@@ -536,7 +537,7 @@ asio::awaitable<void> RealtimeClient::run() {
         close_socket_ = nullptr;
         if (ec) {
           if (error.empty())
-            error = describe(ec);
+            error = net::describe(ec);
           end.reason = stopping_ ? "stopping" : "connect";
           co_return;
         }
@@ -545,10 +546,10 @@ asio::awaitable<void> RealtimeClient::run() {
         end = co_await talk(ws, mode);
       };
       if (realtime_endpoint_.secure) {
-        websocket::stream<TlsStream> ws(loop_, *tls_);
+        websocket::stream<net::TlsStream> ws(loop_, *tls_);
         co_await session(ws);
       } else {
-        websocket::stream<BufferedTcpStream> ws(loop_);
+        websocket::stream<net::BufferedTcpStream> ws(loop_);
         co_await session(ws);
       }
     }

@@ -18,8 +18,8 @@
 #include "core/metrics.hpp"
 #include "daemon/upstream/credentials.hpp"
 #include "daemon/upstream/decoder.hpp"
-#include "daemon/upstream/endpoint.hpp"
 #include "daemon/upstream/reconnect_policy.hpp"
+#include "net/endpoint.hpp"
 
 namespace sluice::upstream {
 
@@ -120,8 +120,8 @@ class RealtimeClient {
   Subscription subscription_;
   Metrics& metrics_;
   EventHandler on_event_;
-  Endpoint rest_endpoint_;
-  Endpoint realtime_endpoint_;
+  net::Endpoint rest_endpoint_;
+  net::Endpoint realtime_endpoint_;
   std::shared_ptr<boost::asio::ssl::context> tls_;
   std::unique_ptr<Credentials> credentials_;
   ReconnectPolicy policy_;

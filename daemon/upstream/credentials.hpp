@@ -8,8 +8,8 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "config/config.hpp"
-#include "daemon/upstream/endpoint.hpp"
 #include "daemon/upstream/rest.hpp"
+#include "net/endpoint.hpp"
 
 // How the realtime client authenticates each connection attempt. Appwrite Realtime accepts
 // only a user's session (cookie / X-Appwrite-Session) or a JWT; project API keys are not read
@@ -30,7 +30,7 @@ class Credentials {
 };
 
 struct RestTarget {
-  Endpoint endpoint;
+  net::Endpoint endpoint;
   std::shared_ptr<boost::asio::ssl::context> tls;  // set for https
   bool verify = true;
 };

@@ -6,7 +6,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
-#include "daemon/upstream/transport.hpp"
+#include "net/transport.hpp"
 
 namespace sluice::upstream {
 
@@ -24,7 +24,7 @@ asio::awaitable<RestResponse> exchange(Stream& stream, http::request<http::strin
   beast::get_lowest_layer(stream).expires_after(timeout);
   auto [wec, wn] = co_await http::async_write(stream, req, use_tuple);
   if (wec) {
-    out.error = describe(wec);
+    out.error = net::describe(wec);
     co_return out;
   }
   beast::flat_buffer buffer;
@@ -33,7 +33,7 @@ asio::awaitable<RestResponse> exchange(Stream& stream, http::request<http::strin
   auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
   beast::get_lowest_layer(stream).expires_never();
   if (rec) {
-    out.error = describe(rec);
+    out.error = net::describe(rec);
     co_return out;
   }
   out.status = parser.get().result_int();
@@ -43,7 +43,7 @@ asio::awaitable<RestResponse> exchange(Stream& stream, http::request<http::strin
 
 }  // namespace
 
-asio::awaitable<RestResponse> rest_call(const Endpoint& endpoint, asio::ssl::context* tls,
+asio::awaitable<RestResponse> rest_call(const net::Endpoint& endpoint, asio::ssl::context* tls,
                                         bool verify, http::verb method, std::string_view path,
                                         const Headers& headers, std::string body,
                                         std::chrono::milliseconds timeout) {
@@ -62,18 +62,18 @@ asio::awaitable<RestResponse> rest_call(const Endpoint& endpoint, asio::ssl::con
   if (endpoint.secure) {
     if (tls == nullptr)
       co_return RestResponse{0, {}, "no TLS context for an https endpoint"};
-    TlsStream stream(ex, *tls);
-    if (auto ec = co_await connect_tcp(beast::get_lowest_layer(stream), endpoint, timeout)) {
-      co_return RestResponse{0, {}, describe(ec)};
+    net::TlsStream stream(ex, *tls);
+    if (auto ec = co_await net::connect_tcp(beast::get_lowest_layer(stream), endpoint, timeout)) {
+      co_return RestResponse{0, {}, net::describe(ec)};
     }
-    if (auto ec = co_await handshake_tls(stream, endpoint, verify, timeout)) {
-      co_return RestResponse{0, {}, describe(ec)};
+    if (auto ec = co_await net::handshake_tls(stream, endpoint, verify, timeout)) {
+      co_return RestResponse{0, {}, net::describe(ec)};
     }
     co_return co_await exchange(stream, req, timeout);
   }
   beast::tcp_stream stream(ex);
-  if (auto ec = co_await connect_tcp(stream, endpoint, timeout)) {
-    co_return RestResponse{0, {}, describe(ec)};
+  if (auto ec = co_await net::connect_tcp(stream, endpoint, timeout)) {
+    co_return RestResponse{0, {}, net::describe(ec)};
   }
   co_return co_await exchange(stream, req, timeout);
 }

@@ -10,7 +10,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/http/verb.hpp>
 
-#include "daemon/upstream/endpoint.hpp"
+#include "net/endpoint.hpp"
 
 // One-shot calls to Appwrite's REST API (version probe, account check, JWT minting). Rare,
 // so each call opens its own connection; runs on the caller's executor.
@@ -26,7 +26,7 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 
 // `path` is appended to the endpoint's base path ("/health/version" → "/v1/health/version").
 // `tls` must be set when the endpoint is https.
-boost::asio::awaitable<RestResponse> rest_call(const Endpoint& endpoint,
+boost::asio::awaitable<RestResponse> rest_call(const net::Endpoint& endpoint,
                                                boost::asio::ssl::context* tls, bool verify,
                                                boost::beast::http::verb method,
                                                std::string_view path, const Headers& headers,

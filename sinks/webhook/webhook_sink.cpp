@@ -19,7 +19,7 @@
 
 #include "core/log.hpp"
 #include "core/template.hpp"
-#include "daemon/upstream/transport.hpp"
+#include "net/transport.hpp"
 #include "sinks/webhook/webhook_policy.hpp"
 
 namespace sluice::sinks {
@@ -48,7 +48,7 @@ std::optional<std::string> request_target(std::string_view url) {
   return target;
 }
 
-std::string url_of(const upstream::Endpoint& e, std::string_view target) {
+std::string url_of(const net::Endpoint& e, std::string_view target) {
   return std::string(e.secure ? "https://" : "http://") + e.host_header() + std::string(target);
 }
 
@@ -75,7 +75,7 @@ asio::awaitable<error_code> exchange(Stream& stream, beast::flat_buffer& buffer,
 
 struct WebhookSink::Connection {
   std::unique_ptr<beast::tcp_stream> plain;
-  std::unique_ptr<upstream::TlsStream> tls;
+  std::unique_ptr<net::TlsStream> tls;
   beast::flat_buffer buffer;
   beast::tcp_stream& lowest() { return plain ? *plain : beast::get_lowest_layer(*tls); }
 };
@@ -84,7 +84,7 @@ std::unique_ptr<WebhookSink> WebhookSink::create(asio::any_io_executor loop,
                                                  config::WebhookSinkConfig config, std::string name,
                                                  std::string project, std::string& error,
                                                  Options options) {
-  auto endpoint = upstream::parse_endpoint(config.url);
+  auto endpoint = net::parse_endpoint(config.url);
   auto target = request_target(config.url);
   if (!endpoint || !target || endpoint->host.empty()) {
     error = "sink \"" + name + "\": not an http(s) URL: " + config.url;
@@ -95,7 +95,7 @@ std::unique_ptr<WebhookSink> WebhookSink::create(asio::any_io_executor loop,
   // ~4 MB of resident memory, so that waits for the first such redirect (open()).
   std::shared_ptr<asio::ssl::context> tls;
   if (endpoint->secure) {
-    tls = upstream::make_client_tls_context(config.tls, error);
+    tls = net::make_client_tls_context(config.tls, error);
     if (!tls) {
       error = "sink \"" + name + "\": " + error;
       return nullptr;
@@ -215,31 +215,29 @@ WebhookSink::Request WebhookSink::build_request(std::span<const Record> records)
 }
 
 asio::awaitable<std::unique_ptr<WebhookSink::Connection>> WebhookSink::open(
-    const upstream::Endpoint& endpoint, std::string& error) {
+    const net::Endpoint& endpoint, std::string& error) {
   auto conn = std::make_unique<Connection>();
   error_code ec;
   if (endpoint.secure) {
     if (!tls_) {
-      tls_ = upstream::make_client_tls_context(config_.tls, error);
+      tls_ = net::make_client_tls_context(config_.tls, error);
       if (!tls_) {
         error = "tls: " + error;
         co_return nullptr;
       }
     }
-    conn->tls = std::make_unique<upstream::TlsStream>(loop_, *tls_);
-    ec = co_await upstream::connect_tcp(beast::get_lowest_layer(*conn->tls), endpoint,
-                                        config_.timeout);
+    conn->tls = std::make_unique<net::TlsStream>(loop_, *tls_);
+    ec = co_await net::connect_tcp(beast::get_lowest_layer(*conn->tls), endpoint, config_.timeout);
     if (!ec) {
-      ec = co_await upstream::handshake_tls(*conn->tls, endpoint, config_.tls.verify,
-                                            config_.timeout);
+      ec = co_await net::handshake_tls(*conn->tls, endpoint, config_.tls.verify, config_.timeout);
       if (ec) {
-        error = "tls: " + upstream::describe(ec);
+        error = "tls: " + net::describe(ec);
         co_return nullptr;
       }
     }
   } else {
     conn->plain = std::make_unique<beast::tcp_stream>(loop_);
-    ec = co_await upstream::connect_tcp(*conn->plain, endpoint, config_.timeout);
+    ec = co_await net::connect_tcp(*conn->plain, endpoint, config_.timeout);
   }
   if (ec) {
     error = ec == beast::error::timeout ? "timeout: connect" : "connect: " + ec.message();
@@ -280,7 +278,7 @@ asio::awaitable<Result> WebhookSink::send_to(const Target& target, Request& requ
       }
       if (ec == beast::error::timeout)
         co_return Result{Outcome::retry, "timeout: no answer within the timeout", {}};
-      co_return Result{Outcome::retry, "http: " + upstream::describe(ec), {}};
+      co_return Result{Outcome::retry, "http: " + net::describe(ec), {}};
     }
     conn->lowest().expires_never();
     const auto& response = parser.get();
@@ -319,7 +317,7 @@ asio::awaitable<Result> WebhookSink::send(Request& request) {
     boost::urls::url next;
     if (!base || !ref || !boost::urls::resolve(*base, *ref, next))
       co_return Result{Outcome::failed, "redirect: bad Location: " + location, {}};
-    auto endpoint = upstream::parse_endpoint(next.buffer());
+    auto endpoint = net::parse_endpoint(next.buffer());
     auto target = request_target(next.buffer());
     if (!endpoint || !target)
       co_return Result{Outcome::failed, "redirect: not http(s): " + location, {}};

@@ -15,7 +15,7 @@
 #include <boost/system/error_code.hpp>
 
 #include "config/config.hpp"
-#include "daemon/upstream/endpoint.hpp"
+#include "net/endpoint.hpp"
 #include "sinks/sink.hpp"
 
 // The webhook sink (DESIGN.md §4): POSTs each record (or, with `batch`, a JSON array of
@@ -69,7 +69,7 @@ class WebhookSink final : public Sink {
  private:
   struct Connection;
   struct Target {
-    upstream::Endpoint endpoint;
+    net::Endpoint endpoint;
     std::string target;  // path and query
   };
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
@@ -82,7 +82,7 @@ class WebhookSink final : public Sink {
   boost::asio::awaitable<Result> send(Request& request);
   boost::asio::awaitable<Result> send_to(const Target& target, Request& request, bool pooled,
                                          unsigned& status, std::string& location);
-  boost::asio::awaitable<std::unique_ptr<Connection>> open(const upstream::Endpoint& endpoint,
+  boost::asio::awaitable<std::unique_ptr<Connection>> open(const net::Endpoint& endpoint,
                                                            std::string& error);
   std::chrono::system_clock::time_point now() const;
   bool batching() const;

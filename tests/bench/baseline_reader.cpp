@@ -15,7 +15,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
 
-#include "daemon/upstream/buffered_tcp_stream.hpp"
+#include "net/buffered_tcp_stream.hpp"
 
 namespace asio = boost::asio;
 namespace websocket = boost::beast::websocket;
@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
     asio::ip::tcp::resolver resolver(io);
     // The same buffered socket as sluice's plain-TCP client, so the baseline reads as fast as
     // sluice can: a few recvmsg calls per dozen frames.
-    websocket::stream<sluice::upstream::BufferedTcpStream> ws(io);
+    websocket::stream<sluice::net::BufferedTcpStream> ws(io);
     asio::connect(boost::beast::get_lowest_layer(ws).socket(), resolver.resolve(host, port));
     ws.set_option(websocket::stream_base::decorator([&](websocket::request_type& req) {
       req.set("Cookie", "a_session_" + project + "=" + session);

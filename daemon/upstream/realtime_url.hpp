@@ -1,31 +1,19 @@
 #pragma once
 
-#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-// Where the upstream lives: parsed once from the configured URLs, used to open sockets and to
-// build request targets. Plain values.
+#include "net/endpoint.hpp"
+
+// What the realtime client derives from Appwrite's endpoint and version: the WebSocket request
+// target, and which subscription form the server takes. Plain functions.
 namespace sluice::upstream {
-
-struct Endpoint {
-  bool secure = false;    // https/wss
-  std::string host;       // as written (no brackets for IPv6)
-  std::string port;       // explicit or the scheme's default
-  std::string base_path;  // path without a trailing slash, e.g. "/v1" or "/v1/realtime"
-
-  // The Host header value (brackets for IPv6, port only when not the default).
-  std::string host_header() const;
-};
-
-// Parses http(s):// or ws(s):// URLs; nullopt when the URL is not one of those.
-std::optional<Endpoint> parse_endpoint(std::string_view url);
 
 // The realtime request target: `<base>?project=P[&channels[]=C...]`, values percent-encoded.
 // Channels go in the URL in url subscribe mode; in message mode `channels` is empty.
-std::string realtime_target(const Endpoint& realtime, std::string_view project,
+std::string realtime_target(const net::Endpoint& realtime, std::string_view project,
                             const std::vector<std::string>& channels);
 
 // An Appwrite server version such as "1.9.6" as comparable numbers; unparsable parts are 0.

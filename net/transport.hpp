@@ -10,12 +10,12 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "config/config.hpp"
-#include "daemon/upstream/endpoint.hpp"
+#include "net/endpoint.hpp"
 
 // Opening connections to Appwrite: TCP with a deadline, then TLS with SNI and host-name
 // verification. Shared by the realtime client and the REST calls; free functions that run on
 // the caller's executor.
-namespace sluice::upstream {
+namespace sluice::net {
 
 using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
 
@@ -38,4 +38,4 @@ boost::asio::awaitable<boost::system::error_code> handshake_tls(TlsStream& strea
 // A short, log-friendly description of a connection error (TLS errors include OpenSSL's reason).
 std::string describe(const boost::system::error_code& ec);
 
-}  // namespace sluice::upstream
+}  // namespace sluice::net

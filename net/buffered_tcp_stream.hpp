@@ -9,7 +9,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/websocket/teardown.hpp>
 
-namespace sluice::upstream {
+namespace sluice::net {
 
 // The stream under a plain-TCP WebSocket: a tcp_stream read through a 64 KiB buffer. Beast's
 // WebSocket reads a frame's header into a 1.5 KB buffer and the rest of the payload with a
@@ -42,4 +42,4 @@ void async_teardown(boost::beast::role_type role, BufferedTcpStream& stream,
   async_teardown(role, stream.next_layer(), std::forward<TeardownHandler>(handler));
 }
 
-}  // namespace sluice::upstream
+}  // namespace sluice::net

@@ -1,4 +1,4 @@
-#include "daemon/upstream/transport.hpp"
+#include "net/transport.hpp"
 
 #include <openssl/ssl.h>
 
@@ -9,7 +9,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-namespace sluice::upstream {
+namespace sluice::net {
 
 namespace asio = boost::asio;
 namespace ssl = boost::asio::ssl;
@@ -87,4 +87,4 @@ std::string describe(const error_code& ec) {
   return ec.message();
 }
 
-}  // namespace sluice::upstream
+}  // namespace sluice::net
