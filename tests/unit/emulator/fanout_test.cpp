@@ -1,4 +1,4 @@
-#include "tests/emulator/fanout/fanout.hpp"
+#include "emulator/fanout/fanout.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -10,7 +10,7 @@
 
 #include <boost/json/object.hpp>
 
-#include "tests/emulator/fanout/fanout.hpp"
+#include "emulator/fanout/fanout.hpp"
 
 // Users, sessions and JWTs of the emulated Appwrite server, plus the encodings they travel in.
 namespace sluice::emulator {

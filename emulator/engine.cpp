@@ -1,4 +1,4 @@
-#include "tests/emulator/engine.hpp"
+#include "emulator/engine.hpp"
 
 #include <algorithm>
 #include <charconv>

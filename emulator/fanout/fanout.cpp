@@ -1,4 +1,4 @@
-#include "tests/emulator/fanout/fanout.hpp"
+#include "emulator/fanout/fanout.hpp"
 
 #include <algorithm>
 #include <array>

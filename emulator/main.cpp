@@ -15,8 +15,8 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "core/log.hpp"
-#include "tests/emulator/engine.hpp"
-#include "tests/emulator/server.hpp"
+#include "emulator/engine.hpp"
+#include "emulator/server.hpp"
 
 namespace {
 

@@ -17,8 +17,8 @@
 
 #include "core/json.hpp"
 #include "core/query.hpp"
-#include "tests/emulator/directory.hpp"
-#include "tests/emulator/fanout/fanout.hpp"
+#include "emulator/directory.hpp"
+#include "emulator/fanout/fanout.hpp"
 
 // The protocol side of appwrite-emulator: handshake, client messages, delivery, REST and
 // control endpoints as plain functions over plain data. The socket side (server.hpp) only moves

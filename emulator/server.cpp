@@ -1,4 +1,4 @@
-#include "tests/emulator/server.hpp"
+#include "emulator/server.hpp"
 
 #include <charconv>
 #include <deque>

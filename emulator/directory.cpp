@@ -1,4 +1,4 @@
-#include "tests/emulator/directory.hpp"
+#include "emulator/directory.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

@@ -8,7 +8,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 
-#include "tests/emulator/engine.hpp"
+#include "emulator/engine.hpp"
 
 // The socket side of appwrite-emulator: one listener serving HTTP (REST and control endpoints)
 // and WebSocket upgrades on /v1/realtime, plain or TLS on the same port. All protocol decisions
