@@ -7,8 +7,9 @@
 #include <ctime>
 
 #include <fmt/format.h>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
 
-#include "core/json.hpp"
 #include "core/utc.hpp"
 
 namespace sluice::log {
@@ -31,13 +32,17 @@ std::string_view level_name(Level level) {
   return "info";
 }
 
+boost::json::string_view json_view(std::string_view text) {
+  return {text.data(), text.size()};
+}
+
 // Text values with spaces or quotes are quoted so a line stays machine-splittable.
 void append_text_value(std::string& out, std::string_view value) {
   const bool plain = !value.empty() && value.find_first_of(" \"=\n\t") == std::string_view::npos;
   if (plain) {
     out += value;
   } else {
-    append_json_string(out, value);
+    out += boost::json::serialize(json_view(value));
   }
 }
 
@@ -57,24 +62,20 @@ void write(Level level, std::string_view component, std::string_view message,
   if (!enabled(level))
     return;
   std::string line;
-  line.reserve(128);
   if (g_format.load(std::memory_order_relaxed) == Format::json) {
-    line += "{\"ts\":\"";
-    line += format_utc_millis(std::chrono::system_clock::now());
-    line += "\",\"level\":\"";
-    line += level_name(level);
-    line += "\",\"component\":";
-    append_json_string(line, component);
-    line += ",\"msg\":";
-    append_json_string(line, message);
-    for (const auto& f : fields) {
-      line += ',';
-      append_json_string(line, f.key);
-      line += ':';
-      append_json_string(line, f.value);
-    }
-    line += "}\n";
+    // A field named like one of the four fixed members is left out: they come first.
+    boost::json::object object;
+    object.reserve(4 + fields.size());
+    object.emplace("ts", format_utc_millis(std::chrono::system_clock::now()));
+    object.emplace("level", level_name(level));
+    object.emplace("component", json_view(component));
+    object.emplace("msg", json_view(message));
+    for (const auto& f : fields)
+      object.emplace(json_view(f.key), json_view(f.value));
+    line = boost::json::serialize(object);
+    line += '\n';
   } else {
+    line.reserve(128);
     line += format_utc_millis(std::chrono::system_clock::now());
     line += ' ';
     line += level_name(level);

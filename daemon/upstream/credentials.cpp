@@ -1,11 +1,12 @@
 #include "daemon/upstream/credentials.hpp"
 
+#include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
 
-#include "core/json.hpp"
 #include "core/log.hpp"
 
 namespace sluice::upstream {
@@ -105,11 +106,8 @@ class EmailCredentials final : public Credentials {
 
   Awaitable headers(std::string& error) override {
     if (session_.empty()) {
-      std::string body = "{\"email\":";
-      append_json_string(body, email_);
-      body += ",\"password\":";
-      append_json_string(body, password_.reveal());
-      body += "}";
+      std::string body = boost::json::serialize(
+          boost::json::object{{"email", email_}, {"password", password_.reveal()}});
       const Headers headers = one_header("X-Appwrite-Project", project_);
       const auto r =
           co_await rest_call(rest_.endpoint, rest_.tls.get(), rest_.verify, http::verb::post,
