@@ -1,0 +1,67 @@
+#include "daemon/admin/status.hpp"
+
+#include <fmt/format.h>
+#include <boost/json.hpp>
+
+#include "core/utc.hpp"
+
+namespace sluice::admin {
+
+namespace json = boost::json;
+
+namespace {
+
+std::string iso_time(std::chrono::system_clock::time_point t) {
+  const auto u = to_utc(t);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", u.tm.tm_year + 1900, u.tm.tm_mon + 1,
+                     u.tm.tm_mday, u.tm.tm_hour, u.tm.tm_min, u.tm.tm_sec);
+}
+
+json::object upstream_json(const StatusReport::Upstream& u) {
+  json::array channels;
+  for (const auto& c : u.channels)
+    channels.emplace_back(c);
+  return {{"state", u.state},
+          {"since", iso_time(u.since)},
+          {"endpoint", u.endpoint},
+          {"project", u.project},
+          {"mode", u.mode},
+          {"server_version", u.server_version},
+          {"tls_verify", u.tls_verify},
+          {"connects", u.connects},
+          {"last_error", u.last_error},
+          {"channels", std::move(channels)}};
+}
+
+json::object sink_json(const StatusReport::Sink& s) {
+  return {{"name", s.name},
+          {"type", s.type},
+          {"queued_events", s.queued_events},
+          {"queued_bytes", s.queued_bytes},
+          {"sent", s.sent},
+          {"failed", s.failed},
+          {"retries", s.retries},
+          {"dead_lettered", s.dead_lettered},
+          {"dropped", s.dropped},
+          {"stuck", s.stuck},
+          {"last_error", s.last_error}};
+}
+
+}  // namespace
+
+std::string to_json(const StatusReport& report) {
+  json::array sinks;
+  for (const auto& s : report.sinks)
+    sinks.emplace_back(sink_json(s));
+  const json::object out{{"version", report.version},
+                         {"ready", report.ready},
+                         {"upstream", upstream_json(report.upstream)},
+                         {"config",
+                          {{"path", report.config.path},
+                           {"reloads", report.config.reloads},
+                           {"last_reload_error", report.config.last_reload_error}}},
+                         {"sinks", std::move(sinks)}};
+  return json::serialize(out);
+}
+
+}  // namespace sluice::admin

@@ -1,0 +1,55 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+// What /status reports, as plain data: the App fills it from the state it owns, and to_json()
+// is the one place that decides the JSON layout (unit-tested without a daemon).
+namespace sluice::admin {
+
+struct StatusReport {
+  struct Upstream {
+    std::string state;  // "idle", "connecting", "connected", "subscribed", "backing_off", "stopped"
+    std::chrono::system_clock::time_point since{};  // when `state` was entered
+    std::string endpoint;                           // the realtime endpoint
+    std::string project;
+    std::string mode;            // "url", "message", or "" until known
+    std::string server_version;  // "" unless probed
+    bool tls_verify = true;
+    std::uint64_t connects = 0;
+    std::string last_error;
+    std::vector<std::string> channels;
+  };
+  struct Config {
+    std::string path;
+    std::uint64_t reloads = 0;
+    std::string last_reload_error;  // "" after a successful reload
+  };
+  struct Sink {
+    std::string name;
+    std::string type;  // "kafka", "webhook", "file"
+    std::uint64_t queued_events = 0;
+    std::uint64_t queued_bytes = 0;
+    std::uint64_t sent = 0;
+    std::uint64_t failed = 0;
+    std::uint64_t retries = 0;
+    std::uint64_t dead_lettered = 0;
+    std::uint64_t dropped = 0;
+    bool stuck = false;
+    std::string last_error;
+  };
+
+  std::string version;
+  bool ready = false;
+  Upstream upstream;
+  Config config;
+  std::vector<Sink> sinks;
+};
+
+// The /status body: one JSON object with the members in the order declared above, `since` as
+// `YYYY-MM-DDTHH:MM:SSZ`.
+std::string to_json(const StatusReport& report);
+
+}  // namespace sluice::admin

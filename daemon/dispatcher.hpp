@@ -1,0 +1,81 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "config/config.hpp"
+#include "core/event.hpp"
+#include "core/metrics.hpp"
+#include "daemon/condition.hpp"
+#include "daemon/router.hpp"
+#include "sinks/worker.hpp"
+
+namespace sluice {
+
+// One applied configuration: the routing table, the workers of the sinks it routes to and its
+// per-route counters. A reload builds the next one and the Dispatcher swaps it in whole.
+struct Generation {
+  // Compiles the router and resolves the routed counters; the workers are added by whoever
+  // creates them (the App, at start-up and on reload).
+  Generation(config::Config config, Metrics& metrics);
+
+  config::Config config;
+  RouterPtr router;
+  std::vector<std::shared_ptr<sinks::SinkWorker>> workers;  // by index in config.sinks
+  std::vector<prometheus::Counter*> routed;                 // by index in config.routes
+};
+
+// The marker record written into a sink after the upstream was down from `from` to `to`,
+// for `route`: an Event in the shape of a realtime `data` object (README "Gaps"), so every
+// sink and template handles it; `events` is ["sluice.gap"].
+EventPtr make_gap_marker(const config::RouteConfig& route, std::string_view project,
+                         std::chrono::system_clock::time_point from,
+                         std::chrono::system_clock::time_point to);
+
+// Takes every event from the realtime client to the sink workers of the current Generation:
+// routes it, counts it (unmatched, routed per route) and offers one record to each sink it
+// reaches. It is also the back-pressure gate: dispatch() does not return while a `block` sink
+// is full or a reload is swapping workers, and the client reads no frame until it returns.
+//
+// Owned by the App and used only on the daemon's event loop (`loop`), like the workers it
+// offers to.
+class Dispatcher {
+ public:
+  Dispatcher(boost::asio::any_io_executor loop, Metrics& metrics);
+
+  // Makes `next` current, and returns the generation it replaces (null the first time).
+  // Events waiting in dispatch() route again under `next`.
+  std::shared_ptr<Generation> install(std::shared_ptr<Generation> next);
+  Generation& current() { return *current_; }
+  const Generation& current() const { return *current_; }
+
+  // Delivers `event` to the queues of the sinks it reaches. Completes once every one of them
+  // took it, or when the dispatcher stops.
+  boost::asio::awaitable<void> dispatch(EventPtr event);
+
+  // While held, dispatch() waits, so the socket is not read while a reload changes workers.
+  void hold();
+  void release();
+  // Shutdown: dispatch() returns at once from now on, including the calls waiting now.
+  void stop();
+
+  // Offers a gap marker (make_gap_marker) for each route of each sink with `gap_marker: true`.
+  // Appwrite has no replay, so consumers must learn that events of that window may be missing.
+  void write_gap_markers(std::chrono::system_clock::time_point from,
+                         std::chrono::system_clock::time_point to);
+
+ private:
+  Metrics& metrics_;
+  std::shared_ptr<Generation> current_;
+  RouteResult route_result_;  // reused for every event; never held across a suspension
+  Condition gate_;            // wakes dispatch() on release(), install() and stop()
+  bool held_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace sluice

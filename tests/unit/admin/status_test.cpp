@@ -1,0 +1,67 @@
+#include "daemon/admin/status.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+namespace sluice::admin {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(StatusTest, RendersEveryFieldInOrder) {
+  StatusReport report;
+  report.version = "1.2.3";
+  report.ready = true;
+  report.upstream = {
+      .state = "subscribed",
+      .since = std::chrono::sys_days{std::chrono::year{2026} / 11 / 22} + 10h + 4min + 5s + 678ms,
+      .endpoint = "wss://appwrite.example/v1/realtime",
+      .project = "shop",
+      .mode = "message",
+      .server_version = "1.9.5",
+      .tls_verify = false,
+      .connects = 3,
+      .last_error = "",
+      .channels = {"a", "b"}};
+  report.config = {.path = "/etc/sluice/routes.yaml", .reloads = 2, .last_reload_error = ""};
+  report.sinks.push_back({.name = "orders",
+                          .type = "kafka",
+                          .queued_events = 4,
+                          .queued_bytes = 512,
+                          .sent = 10,
+                          .failed = 2,
+                          .retries = 5,
+                          .dead_lettered = 1,
+                          .dropped = 1,
+                          .stuck = true,
+                          .last_error = "broker down"});
+  report.sinks.emplace_back();
+  report.sinks.back().name = "audit";
+  report.sinks.back().type = "file";
+  EXPECT_EQ(
+      to_json(report),
+      R"({"version":"1.2.3","ready":true,"upstream":{"state":"subscribed",)"
+      R"("since":"2026-11-22T10:04:05Z","endpoint":"wss://appwrite.example/v1/realtime",)"
+      R"("project":"shop","mode":"message","server_version":"1.9.5","tls_verify":false,)"
+      R"("connects":3,"last_error":"","channels":["a","b"]},"config":{"path":)"
+      R"("/etc/sluice/routes.yaml","reloads":2,"last_reload_error":""},"sinks":[{"name":)"
+      R"("orders","type":"kafka","queued_events":4,"queued_bytes":512,"sent":10,"failed":2,)"
+      R"("retries":5,"dead_lettered":1,"dropped":1,"stuck":true,"last_error":"broker down"},)"
+      R"({"name":"audit","type":"file","queued_events":0,"queued_bytes":0,"sent":0,"failed":0,)"
+      R"("retries":0,"dead_lettered":0,"dropped":0,"stuck":false,"last_error":""}]})");
+}
+
+TEST(StatusTest, EscapesStringsAndKeepsEmptyLists) {
+  StatusReport report;
+  report.upstream.last_error = "bad \"frame\"\n\x01";
+  report.config.last_reload_error = "routes.yaml:3:5: unknown key";
+  const auto text = to_json(report);
+  EXPECT_NE(text.find(R"("last_error":"bad \"frame\"\n\u0001")"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"("channels":[])"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"("sinks":[])"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"("since":"1970-01-01T00:00:00Z")"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace sluice::admin
