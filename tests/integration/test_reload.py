@@ -232,6 +232,64 @@ class ReloadTest(IntegrationTest):
         self.assertNotIn("refunds", [x["name"] for x in s.status()["sinks"]])
         self.assertEqual(s.stop(), 0)
 
+    def test_disk_buffer_goes_to_the_replacement_and_a_failed_reload_restores_it(self):
+        """A changed sink with a disk buffer hands what it holds to its replacement. A reload
+        that cannot create one of its sinks is undone: the sink stopped for its disk buffer
+        comes back on its old settings, with what it holds."""
+        receiver = failing_receiver(self)
+        emu = self.start_emulator()
+        out = os.path.join(self.dir, "out")
+        spool = os.path.join(self.dir, "spool")
+        not_a_dir = os.path.join(self.dir, "not-a-directory")
+        with open(not_a_dir, "w") as f:
+            f.write("")
+
+        def hook(initial, extra=""):
+            return f'''  hook:
+    type: webhook
+    url: {receiver.url}
+    buffer: {{type: disk, dir: "{spool}"}}
+    retry: {{initial: {initial}, max: 1s}}
+{extra}'''
+        broken = f'''  broken:
+    type: file
+    path: "{out}/broken.jsonl"
+    buffer: {{type: disk, dir: "{not_a_dir}"}}
+'''
+        routes = BEFORE.replace("sinks: [keep]", "sinks: [keep, hook]")
+        s = self.start_sluice(config(emu, out, routes, extra_sinks=hook("100ms")))
+        s.wait_ready()
+        for i in range(10):
+            order(emu, i + 1)
+        wait_for(lambda: s.metric("sluice_events_routed_total", route="orders") == 10, 10,
+                 "the orders routed")
+
+        # `hook` changes and stops for its buffer, then `broken` cannot open its own.
+        self.rewrite(s, config(emu, out, routes, extra_sinks=hook("200ms", broken)))
+        s.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: self.reload_count(s, "failure") == 1, 20, "the failed reload")
+        self.assertIn('sink "broken"', s.status()["config"]["last_reload_error"])
+        self.assertEqual([x["name"] for x in s.status()["sinks"]], ["keep", "refunds", "uploads",
+                                                                     "hook"])
+        order(emu, 11)
+        wait_for(lambda: s.metric("sluice_events_routed_total", route="orders") == 11, 10,
+                 "an order after the failed reload")
+
+        self.rewrite(s, config(emu, out, routes, extra_sinks=hook("200ms")))
+        s.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: self.reload_count(s, "success") == 1, 20, "the reload")
+        order(emu, 12)
+        wait_for(lambda: s.metric("sluice_events_routed_total", route="orders") == 12, 10,
+                 "an order after the reload")
+        receiver.default_status = 200
+        wait_for(lambda: len({r.json()["payload"]["seq"] for r in receiver.snapshot()
+                              if r.status == 200}) == 12, 20,
+                 "every order delivered" + self.dump_on_failure(s))
+        logs = s.logs()
+        self.assertFalse(any(r.get("msg") == "draining a removed sink" and r.get("sink") ==
+                             "hook" for r in logs), "the buffer was drained, not handed over")
+        self.assertEqual(s.stop(), 0)
+
     def test_watch_config_follows_a_configmap_symlink_swap(self):
         """Kubernetes mounts a ConfigMap as DIR/routes.yaml → ..data/routes.yaml with ..data →
         a timestamped directory, and updates it by renaming a new ..data symlink over the old."""
