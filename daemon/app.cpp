@@ -2,7 +2,6 @@
 
 #include <malloc.h>
 
-#include <algorithm>
 #include <csignal>
 #include <memory>
 #include <vector>

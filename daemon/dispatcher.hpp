@@ -18,7 +18,9 @@
 namespace sluice {
 
 // One applied configuration: the routing table, the workers of the sinks it routes to and its
-// per-route counters. A reload builds the next one and the Dispatcher swaps it in whole.
+// per-route counters. A reload builds the next one and the Dispatcher swaps it in whole; the
+// Dispatcher holds the current one, and the App's reload the one it replaces until its workers
+// are retired. Used on the daemon's event loop only.
 struct Generation {
   // Compiles the router and resolves the routed counters; the workers are added by whoever
   // creates them (the App, at start-up and on reload).
