@@ -245,8 +245,7 @@ class App {
         const auto& worker = gen.workers[t.sink];
         if (std::find(accepted.begin(), accepted.end(), worker) != accepted.end())
           continue;
-        if (worker->offer(
-                sinks::Record{event, std::string(t.route_name), std::string(t.channel)}) ==
+        if (worker->offer(sinks::Record{event, t.route_name, t.channel}) ==
             sinks::SinkWorker::Accept::full) {
           full = worker;
           break;
@@ -304,7 +303,7 @@ class App {
         // A marker is never worth blocking the upstream for: when the sink is full it is
         // dropped (and counted by the worker like any dropped record).
         if (gen.workers[s]->offer(
-                sinks::Record{std::move(decoded.event), route.name, route.channels.front()}) ==
+                sinks::Record{std::move(decoded.event), RouteName::intern(route.name), 0}) ==
             sinks::SinkWorker::Accept::full) {
           log::warn("app", "no room for a gap marker", {{"sink", gen.config.sinks[s].name}});
         }

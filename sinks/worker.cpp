@@ -488,7 +488,7 @@ asio::awaitable<void> SinkWorker::deliver_batch(std::vector<std::uint64_t> posit
         log::warn("sink", "record dead-lettered (no dead_letter file configured)",
                   {{"sink", name_},
                    {"event_id", d.record.event ? d.record.event->id : std::string{}},
-                   {"route", d.record.route},
+                   {"route", std::string(d.record.route.view())},
                    {"reason", d.reason}});
       }
     }
