@@ -20,9 +20,10 @@ namespace json = boost::json;
 namespace {
 
 // Every record the dispatcher hands to a worker is built here: the route and channel are the
-// labels of the first route that sent the event to that sink.
-sinks::Record make_record(EventPtr event, std::string_view route, std::string_view channel) {
-  return sinks::Record{std::move(event), std::string(route), std::string(channel)};
+// labels of the first route that sent the event to that sink (`channel` indexes the event's
+// own channel list).
+sinks::Record make_record(EventPtr event, RouteName route, std::uint32_t channel) {
+  return sinks::Record{std::move(event), route, channel};
 }
 
 }  // namespace
@@ -158,8 +159,7 @@ void Dispatcher::write_gap_markers(std::chrono::system_clock::time_point from,
       // A marker is never worth blocking the upstream for: when the sink is full it is
       // dropped (and counted by the worker like any dropped record).
       auto marker = make_gap_marker(route, gen.config.appwrite.project, from, to);
-      if (gen.workers[s]->offer(
-              make_record(std::move(marker), route.name, route.channels.front())) ==
+      if (gen.workers[s]->offer(make_record(std::move(marker), RouteName::intern(route.name), 0)) ==
           sinks::SinkWorker::Accept::full) {
         log::warn("app", "no room for a gap marker", {{"sink", sink.name}});
       }

@@ -39,7 +39,7 @@ Router::Router(const config::Config& config) {
   routes_.reserve(config.routes.size());
   for (const config::RouteConfig& rc : config.routes) {
     Route route;
-    route.name = rc.name;
+    route.name = RouteName::intern(rc.name);
     for (const std::string& channel : rc.channels) {
       if (std::find(route.channels.begin(), route.channels.end(), channel) ==
           route.channels.end()) {
@@ -177,8 +177,7 @@ void Router::route(const Event& event, RouteResult& out) const {
       const bool already = std::any_of(out.targets.begin(), out.targets.end(),
                                        [sink](const RouteTarget& t) { return t.sink == sink; });
       if (!already) {
-        out.targets.push_back(
-            {sink, candidate.route, route.name, event.channels[candidate.channel]});
+        out.targets.push_back({sink, candidate.route, route.name, candidate.channel});
       }
     }
   }

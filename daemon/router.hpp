@@ -11,15 +11,16 @@
 
 #include "config/config.hpp"
 #include "core/event.hpp"
+#include "core/route_name.hpp"
 
 namespace sluice {
 
 // One sink an event goes to, with the labels of the first route (in file order) that sent it.
 struct RouteTarget {
-  std::size_t sink = 0;         // index into Config::sinks
-  std::size_t route = 0;        // index into Config::routes
-  std::string_view route_name;  // into the Router: keep the Router alive, or copy
-  std::string_view channel;     // the event's first channel in that route: into the Event
+  std::size_t sink = 0;       // index into Config::sinks
+  std::size_t route = 0;      // index into Config::routes
+  RouteName route_name;       // interned: valid after the Router is gone
+  std::uint32_t channel = 0;  // index into Event::channels: the event's first in that route
 };
 
 // The outcome of Router::route(). Reuse one instance across events: clear() keeps the
@@ -79,7 +80,7 @@ class Router {
   const std::vector<std::string>& subscription_channels() const { return channels_; }
 
   std::size_t route_count() const { return routes_.size(); }
-  std::string_view route_name(std::size_t route) const { return routes_[route].name; }
+  std::string_view route_name(std::size_t route) const { return routes_[route].name.view(); }
   // A route's channels, deduplicated, in file order (for per-route subscribe messages).
   const std::vector<std::string>& route_channels(std::size_t route) const {
     return routes_[route].channels;
@@ -91,7 +92,7 @@ class Router {
 
  private:
   struct Route {
-    std::string name;
+    RouteName name;
     std::vector<std::string> channels;
     std::vector<EventPattern> events;  // empty: every event
     std::vector<Query> where;

@@ -28,7 +28,7 @@ void DeadLetterFile::append_line(std::string& out, const DeadLetter& entry, std:
   out += "\",\"sink\":";
   append_json_string(out, sink);
   out += ",\"route\":";
-  append_json_string(out, r.route);
+  append_json_string(out, r.route.view());
   out += ",\"event_id\":";
   append_json_string(out, ev ? std::string_view{ev->id} : std::string_view{});
   out += ",\"reason\":";

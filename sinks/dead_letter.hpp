@@ -22,7 +22,7 @@
 namespace sluice::sinks {
 
 struct DeadLetter {
-  Record record;  // a copy (an EventPtr and two short strings): the queue may move meanwhile
+  Record record;  // taken from the batch: the queue lets go of the record once it is written
   std::string reason;
   std::uint32_t attempts = 0;
   std::chrono::system_clock::time_point first_attempt{};

@@ -1,13 +1,17 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include <boost/asio/awaitable.hpp>
 
 #include "core/event.hpp"
+#include "core/route_name.hpp"
+#include "core/template.hpp"
 
 // The contract between the delivery engine (SinkWorker, sinks/worker.hpp) and the sinks.
 //
@@ -17,14 +21,28 @@
 // acknowledged (removed from its queue) only after its sink returned Outcome::ok for it.
 namespace sluice::sinks {
 
-// One routed event for one sink. The route and channel are the first route that sent the
-// event to this sink and the first of the event's channels that route matched; they feed the
-// sink's templates ({route}, {channel}) and the Kafka `sluice-route` header.
+// One routed event for one sink: what the engine queues and hands to deliver(). It names the
+// first route that sent the event to this sink and the first of the event's channels that route
+// matched; they feed the sink's templates ({route}, {channel}), the Kafka `sluice-route` header,
+// the dead-letter file and the disk buffer. Both are references, not copies (an interned route
+// name and an index into the event's own channel list), so a record is an EventPtr and two
+// words: cheap to move through the queue and into a batch.
 struct Record {
+  static constexpr std::uint32_t kNoChannel = 0xffffffff;
+
   EventPtr event;
-  std::string route;
-  std::string channel;
+  RouteName route;
+  std::uint32_t channel = kNoChannel;  // index into event->channels
+
+  std::string_view channel_name() const {
+    return event && channel < event->channels.size() ? event->channels[channel]
+                                                     : std::string_view{};
+  }
   std::size_t bytes() const { return event ? event->data.size() : 0; }
+  // What the sink's templates may refer to besides the event.
+  TemplateContext template_context(std::string_view project) const {
+    return TemplateContext{route.view(), channel_name(), project};
+  }
 };
 
 enum class Outcome {

@@ -2,13 +2,10 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -19,15 +16,16 @@
 #include "core/metrics.hpp"
 #include "sinks/blocking_pool.hpp"
 #include "sinks/dead_letter.hpp"
-#include "sinks/retry_policy.hpp"
+#include "sinks/delivery_queue.hpp"
 #include "sinks/sink.hpp"
 #include "sinks/spool/spool.hpp"
 
 // The delivery engine of one sink (fluent-bit's model: the sink delivers and classifies, the
 // engine owns everything else). One SinkWorker per configured sink, owned by the daemon's App and
 // run on the daemon's single-threaded event loop: every public member must be called from that
-// loop. It owns the bounded memory queue in front of its sink, the retry policy, the dead-letter
-// file and the sink's metrics.
+// loop. It is the coroutine shell around the sink's DeliveryQueue (sinks/delivery_queue.hpp),
+// which holds the policy (admission, batching, retries, every record's fate): the worker owns
+// the timers, the sink's deliver() calls, the disk spool, the dead-letter file and the metrics.
 //
 // Delivery is in order and at least once: the loop hands the sink up to max_batch() records from
 // the head, in up to max_in_flight() batches at once; a record leaves the queue only once the
@@ -114,36 +112,17 @@ class SinkWorker {
  private:
   using SteadyClock = std::chrono::steady_clock;
   using SystemClock = std::chrono::system_clock;
-  enum class State { pending, in_flight, done };
-
-  struct Entry {
-    Record record;
-    State state = State::pending;
-    std::uint64_t bytes = 0;
-    SteadyClock::time_point enqueued{};
-    std::optional<SteadyClock::time_point> first_attempt;
-    SystemClock::time_point first_attempt_wall{};
-    SystemClock::time_point last_attempt_wall{};
-    std::uint32_t attempts = 0;
-    std::uint64_t seq = 0;  // position in the disk spool
-    std::uint64_t pos = 0;  // position in queue_ since the start: stable while others pop
-  };
 
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<void> deliver_loop();
-  boost::asio::awaitable<void> deliver_batch(std::vector<std::uint64_t> positions);
+  boost::asio::awaitable<void> deliver_batch(DeliveryQueue::Batch batch);
   void lane_finished();
-  Entry& at(std::uint64_t pos) { return queue_[pos - queue_.front().pos]; }
   boost::asio::awaitable<void> finish();
   boost::asio::awaitable<void> backoff(std::chrono::milliseconds delay);
-  bool fits(std::uint64_t bytes) const;
-  bool fits_after_evicting_all(std::uint64_t bytes) const;
   void drop_new(std::string_view reason);
   void push(Record record, std::uint64_t seq = 0);
   void advance_spool_head();
   void open_spool(BlockingPool& pool);
-  void release(Entry& entry);  // an entry leaves the live count (delivered, dropped, dead)
-  void pop_done();
   void update_gauges();
   void count_failure(std::string_view reason);
   void log_failure(std::string_view message, std::string_view reason, std::size_t count);
@@ -156,21 +135,12 @@ class SinkWorker {
   config::BufferConfig buffer_;
   SinkMetrics metrics_;
   prometheus::Counter* dropped_full_ = nullptr;  // resolved once: the overload path is hot
-  RetryPolicy policy_;
+  DeliveryQueue queue_;
   DeadLetterFile dead_letter_;
   WorkerOptions options_;
   log::RateLimiter log_limiter_;
 
   std::unique_ptr<spool::Spool> spool_;  // disk buffer only
-  std::deque<Entry> queue_;
-  std::size_t live_events_ = 0;  // entries not done
-  std::uint64_t live_bytes_ = 0;
-  std::size_t in_flight_events_ = 0;  // handed to the sink now: drop_oldest cannot evict them
-  std::uint64_t in_flight_bytes_ = 0;
-  std::uint64_t blocked_bytes_ = 0;  // size of the record offer() last refused with `full`
-  std::uint64_t next_pos_ = 0;
-  std::size_t lanes_ = 0;                                  // deliver() calls outstanding
-  std::optional<std::chrono::milliseconds> backoff_next_;  // asked for by a retried batch
 
   // Steady timers used as condition variables: their expiry stays at "never" and cancel()
   // wakes whoever waits; each waiter re-checks its condition.

@@ -145,7 +145,7 @@ boost::asio::awaitable<void> FileSink::deliver(std::span<const Record> batch,
       results[i] = Result{Outcome::failed, "record: no event", {}};
       continue;
     }
-    paths[i] = config_.path.render(*r.event, TemplateContext{r.route, r.channel, project_});
+    paths[i] = config_.path.render(*r.event, r.template_context(project_));
     if (auto error = check_path(paths[i]); !error.empty()) {
       results[i] = Result{Outcome::failed, std::move(error), {}};
       paths[i].clear();

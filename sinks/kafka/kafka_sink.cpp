@@ -276,10 +276,10 @@ void KafkaSink::for_each_header(const Record& record, std::string& scratch, Add&
   const Event& e = *record.event;
   add("sluice-event-id", e.id);
   add("sluice-event", e.first_event());
-  add("sluice-route", record.route);
+  add("sluice-route", record.route.view());
   add("appwrite-project", project_);
   add("appwrite-timestamp", e.timestamp_text);
-  const TemplateContext ctx{record.route, record.channel, project_};
+  const TemplateContext ctx = record.template_context(project_);
   for (const auto& [name, tmpl] : config_.headers) {
     scratch = tmpl.render(e, ctx);
     add(name, scratch);
@@ -289,14 +289,14 @@ void KafkaSink::for_each_header(const Record& record, std::string& scratch, Add&
 const std::string& KafkaSink::topic_of(const Record& record, std::string& scratch) const {
   if (!constant_topic_.empty())
     return constant_topic_;
-  scratch = config_.topic.render(*record.event, {record.route, record.channel, project_});
+  scratch = config_.topic.render(*record.event, record.template_context(project_));
   return scratch;
 }
 
 bool KafkaSink::key_of(const Record& record, std::string& key) const {
   key.clear();
   if (config_.key)
-    key = config_.key->render(*record.event, {record.route, record.channel, project_});
+    key = config_.key->render(*record.event, record.template_context(project_));
   return !key.empty();  // an empty key is a null key
 }
 

@@ -106,8 +106,9 @@ std::size_t append_frame(std::string& out, std::uint64_t seq, const Record& reco
   put<std::uint32_t>(
       out, payload_inside ? static_cast<std::uint32_t>(ev.payload.data() - ev.data.data()) : 0);
   put<std::uint32_t>(out, payload_inside ? static_cast<std::uint32_t>(ev.payload.size()) : 0);
-  put_str(out, record.route);
-  put_str(out, record.channel);
+  // Names, not the process-local route handle or channel index: a spool outlives the process.
+  put_str(out, record.route.view());
+  put_str(out, record.channel_name());
   put_str(out, ev.timestamp_text);
   put_list(out, ev.events);
   put_list(out, ev.channels);
@@ -219,7 +220,16 @@ std::optional<DecodedRecord> decode_body(std::string_view body,
                              wall_now - received_wall)
                        : std::chrono::steady_clock::duration::zero();
   ev->received = steady_now - age;
-  out.record = Record{std::move(ev), std::string(route), std::string(channel)};
+  // The channel was written as one of the event's own channels, so it is found in the list;
+  // a name that is not (no version of sluice writes one) resolves as empty.
+  std::uint32_t channel_index = Record::kNoChannel;
+  for (std::size_t i = 0; i < ev->channels.size(); ++i) {
+    if (ev->channels[i] == channel) {
+      channel_index = static_cast<std::uint32_t>(i);
+      break;
+    }
+  }
+  out.record = Record{std::move(ev), RouteName::intern(route), channel_index};
   return out;
 }
 

@@ -20,7 +20,7 @@
 // The body keeps everything needed to rebuild the sinks::Record exactly as the decoder built
 // it, so nothing is re-parsed after a restart and sinks/ needs nothing from daemon/: the raw
 // `data` bytes, the offset of `payload` inside them, the unescaped event, channel and
-// subscription strings, the timestamp (text and parsed), the route and channel, and the wall
+// subscription strings, the timestamp (text and parsed), the route and channel names, and the wall
 // time at which the event was received (to rebase Event::received on the new process' clock).
 namespace sluice::sinks::spool {
 

@@ -158,7 +158,7 @@ WebhookSink::Request WebhookSink::build_request(std::span<const Record> records)
   req.set(http::field::user_agent, config_.signing.scheme == Scheme::appwrite
                                        ? webhook::appwrite_user_agent()
                                        : std::string("sluice/" SLUICE_VERSION));
-  const TemplateContext context{first.route, first.channel, project_};
+  const TemplateContext context = first.template_context(project_);
   for (const auto& [name, value] : config_.headers)
     req.set(name, value.render(event, context));
 

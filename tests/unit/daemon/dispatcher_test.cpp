@@ -37,7 +37,8 @@ class FakeSink final : public sinks::Sink {
   asio::awaitable<void> deliver(std::span<const sinks::Record> batch,
                                 std::span<sinks::Result>) override {
     for (const auto& r : batch)
-      got_.push_back(std::string(r.event->payload) + "@" + r.route + "/" + r.channel);
+      got_.push_back(std::string(r.event->payload) + "@" + std::string(r.route.view()) + "/" +
+                     std::string(r.channel_name()));
     co_return;
   }
 

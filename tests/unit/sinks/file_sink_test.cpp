@@ -102,12 +102,12 @@ TEST_F(FileSinkTest, LinesAreTheRecordBytesUnchanged) {
 TEST_F(FileSinkTest, PathTemplatesCreateDirectories) {
   config.path = path_template(dir / "%Y/%m/%d/{project}/{route}-{payload.kind}.jsonl");
   make();
-  const auto a =
-      Record{make_event(R"({"kind":"order"})", "2024-05-01T23:59:59.999+00:00"), "r1", "c1"};
-  const auto b =
-      Record{make_event(R"({"kind":"refund"})", "2024-05-02T00:00:00.000+00:00"), "r2", "c1"};
-  const auto c =
-      Record{make_event(R"({"kind":"order","n":2})", "2024-05-01T10:00:00.000+00:00"), "r1", "c1"};
+  const auto a = Record{make_event(R"({"kind":"order"})", "2024-05-01T23:59:59.999+00:00"),
+                        RouteName::intern("r1"), 0};
+  const auto b = Record{make_event(R"({"kind":"refund"})", "2024-05-02T00:00:00.000+00:00"),
+                        RouteName::intern("r2"), 0};
+  const auto c = Record{make_event(R"({"kind":"order","n":2})", "2024-05-01T10:00:00.000+00:00"),
+                        RouteName::intern("r1"), 0};
   expect_all(deliver({a, b, c}), Outcome::ok);
   EXPECT_EQ(read_file(dir / "2024/05/01/shop/r1-order.jsonl"), lines_of({a, c}));
   EXPECT_EQ(read_file(dir / "2024/05/02/shop/r2-refund.jsonl"), lines_of({b}));

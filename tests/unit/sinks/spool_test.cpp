@@ -113,7 +113,7 @@ TEST(RecordCodec, RoundTripRebuildsTheEventExactly) {
   const Event& a = *original.event;
   const Event& b = *decoded->record.event;
   EXPECT_EQ(decoded->record.route, "paid");
-  EXPECT_EQ(decoded->record.channel, "c1");
+  EXPECT_EQ(decoded->record.channel_name(), "c1");
   EXPECT_EQ(b.data, a.data);
   EXPECT_EQ(b.payload, a.payload);
   EXPECT_EQ(b.payload.data(), b.data.data() + (a.payload.data() - a.data.data()));
@@ -129,6 +129,38 @@ TEST(RecordCodec, RoundTripRebuildsTheEventExactly) {
   EXPECT_EQ(check_frame(buf, 0, frame_bytes), FrameCheck::bad);
   EXPECT_EQ(check_frame(std::string_view(buf).substr(0, buf.size() - 1), 0, frame_bytes),
             FrameCheck::incomplete);
+}
+
+// A frame as the version that stored route and channel as strings in the record wrote it: the
+// format is unchanged, so the names come back as an interned route and an index into the
+// event's own channels.
+TEST(RecordCodec, DecodesAFrameWrittenByThePreviousVersion) {
+  const std::string hex =
+      "53504c31e80000000efc64083862bd0d010700000000000000959c26348f010000009cc7b663170600640000"
+      "000b00000004000000706169640200000063311d000000323032342d30352d30315431323a33343a35362e37"
+      "38392b30303a30300100000008000000782e6372656174650200000002000000633002000000633100000000"
+      "700000007b226576656e7473223a5b22782e637265617465225d2c226368616e6e656c73223a5b226330222c"
+      "226331225d2c2274696d657374616d70223a22323032342d30352d30315431323a33343a35362e3738392b30"
+      "303a3030222c227061796c6f6164223a7b22246964223a2261227d7d";
+  std::string buf;
+  for (std::size_t i = 0; i < hex.size(); i += 2)
+    buf.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  std::size_t frame_bytes = 0;
+  ASSERT_EQ(check_frame(buf, 0, frame_bytes), FrameCheck::ok);
+  const auto decoded = decode_body(frame_body(buf, 0), std::chrono::steady_clock::now(),
+                                   std::chrono::system_clock::now());
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(decoded->seq, 7u);
+  EXPECT_EQ(decoded->record.route, "paid");
+  EXPECT_EQ(decoded->record.channel, 1u);
+  EXPECT_EQ(decoded->record.channel_name(), "c1");
+  EXPECT_EQ(decoded->record.event->payload, R"({"$id":"a"})");
+  EXPECT_EQ(decoded->record.event->timestamp_text, "2024-05-01T12:34:56.789+00:00");
+  // Encoding it again gives the same bytes.
+  std::string again;
+  append_frame(again, 7, decoded->record,
+               std::chrono::system_clock::time_point{std::chrono::seconds{1714566896}});
+  EXPECT_EQ(again, buf);
 }
 
 TEST_F(SpoolTest, AppendAckReopenRoundTrip) {

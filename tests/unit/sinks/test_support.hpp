@@ -54,8 +54,9 @@ inline EventPtr make_event(std::string_view payload,
   return ev;
 }
 
-inline Record make_record(std::string_view payload, std::string route = "r1") {
-  return Record{make_event(payload), std::move(route), "c1"};
+// A record of route `route` on the event's only channel, "c1".
+inline Record make_record(std::string_view payload, std::string_view route = "r1") {
+  return Record{make_event(payload), RouteName::intern(route), 0};
 }
 
 class TempDir {
