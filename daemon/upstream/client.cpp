@@ -16,6 +16,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include "core/log.hpp"
 #include "daemon/upstream/decoder.hpp"
 #include "daemon/upstream/realtime_url.hpp"
 #include "net/buffered_tcp_stream.hpp"

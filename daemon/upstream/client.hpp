@@ -14,7 +14,6 @@
 
 #include "config/config.hpp"
 #include "core/event.hpp"
-#include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "daemon/upstream/credentials.hpp"
 #include "daemon/upstream/decoder.hpp"
@@ -30,10 +29,12 @@ namespace sluice::upstream {
 // Decoded events go to `on_event`, which the client awaits before reading the next frame, so a
 // full buffer in `block` mode stops reading the socket (TCP backpressure upstream).
 //
-// The shell around a Session, which decides everything about a connection once it is open: the
-// client opens it, runs one read loop, one write loop and the Session's timer, feeds the Session
-// and carries out its actions. A "close" action closes the socket itself, so it never waits for
-// a pending read or write.
+// A thin shell around a Session, which makes the decisions: per connection the client picks
+// the mode, gets credentials, opens TCP/TLS and the WebSocket, runs one read loop, one write
+// loop and the Session's timer, feeds the Session and carries out its actions; between
+// connections it waits out the ReconnectPolicy's backoff. A "close" action closes the socket
+// itself, so it never waits for a pending read or write (a server that sends a close frame and
+// keeps the TCP connection open still meets the heartbeat).
 //
 // Owned by the App; runs entirely on the daemon's event loop (single-threaded executor).
 class RealtimeClient {

@@ -108,7 +108,6 @@ class Session {
   const Subscription& subscription() const { return subscription_; }
   bool stopping() const { return stopping_; }
   bool subscribed() const { return subscribed_; }
-  Mode mode() const { return mode_; }
 
  private:
   void close(Actions& a, std::string_view reason);
