@@ -16,7 +16,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
-#include "core/json.hpp"
+#include "core/log.hpp"
 #include "daemon/upstream/decoder.hpp"
 #include "daemon/upstream/realtime_url.hpp"
 #include "net/buffered_tcp_stream.hpp"
@@ -77,87 +77,67 @@ std::string classify(const error_code& ec) {
   return "error";
 }
 
-std::vector<std::string> entry_ids(const Subscription& sub) {
-  std::vector<std::string> ids;
-  for (const auto& e : sub.entries)
-    ids.push_back(e.id);
-  return ids;
+Session::Time time_now() {
+  return {Clock::now(), std::chrono::system_clock::now()};
 }
 
-std::string subscribe_message(const Subscription& sub) {
-  std::string m = R"({"type":"subscribe","data":[)";
-  bool first = true;
-  for (const auto& e : sub.entries) {
-    if (!first)
-      m += ',';
-    first = false;
-    m += R"({"subscriptionId":)";
-    append_json_string(m, e.id);
-    m += R"(,"channels":[)";
-    for (std::size_t i = 0; i < e.channels.size(); ++i) {
-      if (i > 0)
-        m += ',';
-      append_json_string(m, e.channels[i]);
-    }
-    m += R"(],"queries":[]})";
+std::string mode_name(Session::Mode mode) {
+  return mode == Session::Mode::url ? "url" : "message";
+}
+
+}  // namespace
+
+// One connection, from the first connect attempt to its end: what the read loop, the write
+// loop and the session's timer share. Lives in run()'s frame; `current` (the client's link_)
+// points at it for exactly that long, however the frame ends (an exception included).
+struct RealtimeClient::Link {
+  Link(const asio::any_io_executor& ex, Link*& current, std::function<void()> close)
+      : wake(ex, Clock::time_point::max()),
+        timer(ex, Clock::time_point::max()),
+        close_socket(std::move(close)),
+        current_(current) {
+    current_ = this;
   }
-  m += "]}";
-  return m;
-}
+  ~Link() { current_ = nullptr; }
+  Link(const Link&) = delete;
+  Link& operator=(const Link&) = delete;
 
-std::string unsubscribe_message(const std::vector<std::string>& ids) {
-  std::string m = R"({"type":"unsubscribe","data":[)";
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    if (i > 0)
-      m += ',';
-    m += R"({"subscriptionId":)";
-    append_json_string(m, ids[i]);
-    m += '}';
-  }
-  m += "]}";
-  return m;
-}
-
-// State shared by the reader and the writer of one connection.
-struct Link {
-  explicit Link(const asio::any_io_executor& ex) : wake(ex) {}
   std::deque<std::string> outbox;
-  asio::steady_timer wake;  // the writer sleeps on it until the next ping or new output
-  Clock::time_point last_frame = Clock::now();
-  bool paused = false;  // the reader waits for buffer space: silence is ours, not the server's
+  asio::steady_timer wake;   // the writer sleeps on it until there is output
+  asio::steady_timer timer;  // the session's timer
+  std::function<void()> close_socket;
   bool over = false;
-  std::function<void()> close;
 
   void send(std::string message) {
     outbox.push_back(std::move(message));
     wake.cancel();
   }
+  // Closing the socket directly fails every pending read, write and handshake at once, whatever
+  // Beast is waiting for.
   void finish() {
     if (over)
       return;
     over = true;
     wake.cancel();
-    close();
+    timer.cancel();
+    close_socket();
   }
+
+ private:
+  Link*& current_;
 };
-
-}  // namespace
-
-std::string subscription_id(std::string_view route_name) {
-  return make_event_id(route_name).substr(0, 20);
-}
 
 RealtimeClient::RealtimeClient(asio::any_io_executor loop, const config::AppwriteConfig& config,
                                Subscription subscription, Metrics& metrics, EventHandler on_event)
     : loop_(std::move(loop)),
       config_(config),
-      subscription_(std::move(subscription)),
       metrics_(metrics),
       on_event_(std::move(on_event)),
       policy_(config.reconnect, std::random_device{}()),
+      session_(config.heartbeat, std::move(subscription), metrics),
       backoff_timer_(loop_),
       done_timer_(loop_) {
-  status_.channels = subscription_.channels;
+  status_.channels = session_.subscription().channels;
   done_timer_.expires_at(Clock::time_point::max());
 }
 
@@ -201,10 +181,9 @@ void RealtimeClient::start() {
 }
 
 void RealtimeClient::stop() {
-  stopping_ = true;
-  backoff_timer_.cancel();
-  if (close_socket_)
-    close_socket_();
+  const auto t = time_now();
+  auto actions = session_.stop(t);
+  apply(actions, t);
 }
 
 asio::awaitable<void> RealtimeClient::stopped() {
@@ -214,25 +193,50 @@ asio::awaitable<void> RealtimeClient::stopped() {
 }
 
 void RealtimeClient::update_subscription(Subscription next) {
-  subscription_ = std::move(next);
-  status_.channels = subscription_.channels;
-  if (resubscribe_) {
-    // Subscribing first: the routes whose channels stay never have a window; what is gone is
-    // unsubscribed once the server confirmed the latest subscribe.
-    resubscribe_();
-    log::info("upstream", "changing the subscription",
-              {{"channels", std::to_string(subscription_.channels.size())}});
-  }
-  // Otherwise not connected in message mode: the next connect subscribes to the new set.
+  status_.channels = next.channels;
+  const auto t = time_now();
+  auto actions = session_.update_subscription(std::move(next), t);
+  apply(actions, t);
 }
 
 void RealtimeClient::stop_after_pong() {
-  if (!ping_now_) {
-    stop();
-    return;
+  const auto t = time_now();
+  auto actions = session_.stop_after_pong(t);
+  apply(actions, t);
+}
+
+void RealtimeClient::apply(Session::Actions& actions, Session::Time now) {
+  if (actions.error)
+    note_error(*actions.error);
+  if (actions.connected) {
+    ++status_.connects;
+    policy_.on_connected(now.steady);
+    set_state(State::connected);
   }
-  stop_after_pong_ = true;
-  ping_now_();
+  if (link_ != nullptr) {
+    for (auto& message : actions.send)
+      link_->send(std::move(message));
+  }
+  if (actions.gap && on_gap_)
+    on_gap_(actions.gap->from, actions.gap->to);
+  if (actions.subscribed) {
+    set_state(State::subscribed);
+    status_.last_error.clear();
+    log::info("upstream", "subscribed",
+              {{"mode", status_.mode},
+               {"channels", std::to_string(session_.subscription().channels.size())}});
+    if (on_subscribed_)
+      on_subscribed_();
+  }
+  if (link_ != nullptr && actions.arm_timer)
+    link_->timer.expires_at(*actions.arm_timer);
+  if (actions.close) {
+    // The connection, or the one being opened; between two connections, the wait for the next
+    // (the session closes without a connection only when it stops).
+    if (link_ != nullptr)
+      link_->finish();
+    backoff_timer_.cancel();
+  }
 }
 
 void RealtimeClient::set_state(State state) {
@@ -248,12 +252,12 @@ void RealtimeClient::note_error(std::string error) {
   status_.last_error = std::move(error);
 }
 
-asio::awaitable<std::string> RealtimeClient::choose_mode() {
+asio::awaitable<Session::Mode> RealtimeClient::choose_mode() {
   using Subscribe = config::AppwriteConfig::Subscribe;
   if (config_.subscribe == Subscribe::url)
-    co_return "url";
+    co_return Session::Mode::url;
   if (config_.subscribe == Subscribe::message)
-    co_return "message";
+    co_return Session::Mode::message;
   Headers headers;  // locals: GCC 12 miscompiles class temporaries inside co_await
   headers.emplace_back("X-Appwrite-Project", config_.project);
   const std::string no_body;
@@ -267,90 +271,27 @@ asio::awaitable<std::string> RealtimeClient::choose_mode() {
     if (field != nullptr && field->is_string()) {
       status_.server_version = std::string(field->as_string());
       if (const auto version = parse_version(status_.server_version)) {
-        co_return supports_subscribe_messages(*version) ? "message" : "url";
+        co_return supports_subscribe_messages(*version) ? Session::Mode::message
+                                                        : Session::Mode::url;
       }
     }
   }
   // URL subscriptions work on every server since 1.0, so they are the safe fallback.
   log::warn("upstream", "could not read the server version; subscribing in the URL",
             {{"status", std::to_string(r.status)}, {"error", r.error}});
-  co_return "url";
+  co_return Session::Mode::url;
 }
 
 template <class Ws>
-asio::awaitable<RealtimeClient::SessionEnd> RealtimeClient::talk(Ws& ws, const std::string& mode) {
-  SessionEnd end;
-  Link link(loop_);
-  link.close = [&ws] {
-    error_code ignored;
-    beast::get_lowest_layer(ws).socket().shutdown(asio::socket_base::shutdown_both, ignored);
-    beast::get_lowest_layer(ws).socket().close(ignored);
-  };
-  close_socket_ = [&link] { link.finish(); };
-  // The hooks point into this frame: cleared however it ends (an exception included).
-  struct ClearHooks {
-    RealtimeClient& c;
-    ~ClearHooks() {
-      c.close_socket_ = nullptr;
-      c.resubscribe_ = nullptr;
-      c.ping_now_ = nullptr;
-    }
-  } clear_hooks{*this};
+asio::awaitable<void> RealtimeClient::talk(Ws& ws, Link& link, Session::Mode mode) {
   ws.read_message_max(kMaxFrameBytes);
+  {
+    const auto t = time_now();
+    auto actions = session_.opened(mode, credentials_->kind(), t);
+    apply(actions, t);
+  }
 
-  auto became_subscribed = [&] {
-    if (ever_subscribed_ && down_since_ != Clock::time_point{}) {
-      metrics_.gap_seconds().Increment(
-          std::chrono::duration<double>(Clock::now() - down_since_).count());
-      if (on_gap_)
-        on_gap_(down_since_wall_, std::chrono::system_clock::now());
-    }
-    down_since_ = {};
-    ever_subscribed_ = true;
-    set_state(State::subscribed);
-    status_.last_error.clear();
-    log::info("upstream", "subscribed",
-              {{"mode", mode}, {"channels", std::to_string(subscription_.channels.size())}});
-    if (on_subscribed_)
-      on_subscribed_();
-  };
-
-  // Message mode: every subscribe sent on this connection upserts the current entries; the ids
-  // the server may hold are remembered, and once the LATEST subscribe is confirmed the ones no
-  // longer wanted are unsubscribed (a reload that re-adds a route in between keeps it).
-  std::vector<std::string> server_ids;
-  int unanswered = 0;
-  auto send_subscribe = [&] {
-    for (auto& id : entry_ids(subscription_)) {
-      if (std::find(server_ids.begin(), server_ids.end(), id) == server_ids.end())
-        server_ids.push_back(std::move(id));
-    }
-    ++unanswered;
-    link.send(subscribe_message(subscription_));
-  };
-  auto subscribe_answered = [&](bool success) {
-    unanswered = std::max(0, unanswered - 1);
-    if (!success) {
-      note_error("the server refused the subscription");
-      log::error("upstream", "the server refused the subscription");
-      return;
-    }
-    if (unanswered > 0)
-      return;  // a newer subscribe is on its way: decide on its answer
-    const auto wanted = entry_ids(subscription_);
-    std::vector<std::string> gone;
-    for (const auto& id : server_ids) {
-      if (std::find(wanted.begin(), wanted.end(), id) == wanted.end())
-        gone.push_back(id);
-    }
-    if (!gone.empty())
-      link.send(unsubscribe_message(gone));
-    server_ids = wanted;
-    if (status_.state != State::subscribed)
-      became_subscribed();
-  };
-  ping_now_ = [&link] { link.send(R"({"type":"ping"})"); };
-
+  // Reads until the socket fails, which a close action makes it do at once.
   auto reader = [&]() -> asio::awaitable<void> {
     // Frames are read into one flat_buffer kept across frames, then copied once into an
     // exactly sized string: growing a std::string through asio::dynamic_buffer zero-fills
@@ -361,144 +302,80 @@ asio::awaitable<RealtimeClient::SessionEnd> RealtimeClient::talk(Ws& ws, const s
       if (incoming.capacity() > kFrameRetain)
         incoming.shrink_to_fit();  // one huge frame must not pin its memory for good
       auto [ec, n] = co_await ws.async_read(incoming, use_tuple);
+      const auto t = time_now();
       if (ec) {
-        if (end.reason.empty())
-          end.reason = stopping_ ? "stopping" : classify(ec);
-        break;
+        auto actions = session_.transport_failed(classify(ec), t);
+        apply(actions, t);
+        co_return;
       }
-      const auto now = Clock::now();
-      link.last_frame = now;
       std::string frame;
       frame.reserve(incoming.size() + kJsonPadding);
       frame.append(static_cast<const char*>(incoming.data().data()), incoming.size());
-      DecodedFrame f =
-          decoder_.decode(std::move(frame), !ws.got_text(), now, std::chrono::system_clock::now());
-      switch (f.kind) {
-        case FrameKind::event:
-          metrics_.events_received().Increment();
-          link.paused = true;
-          co_await on_event_(std::move(f.event));
-          link.paused = false;
-          link.last_frame = Clock::now();
-          break;
-        case FrameKind::connected:
-          end.reached_connected = true;
-          metrics_.connects(true).Increment();
-          ++status_.connects;
-          policy_.on_connected(now);
-          if (mode == "url") {
-            became_subscribed();
-          } else {
-            set_state(State::connected);
-            resubscribe_ = send_subscribe;
-            send_subscribe();
-          }
-          break;
-        case FrameKind::response:
-          if (f.response.to == "subscribe")
-            subscribe_answered(f.response.success);
-          break;
-        case FrameKind::error: {
-          const auto text = fmt::format("server error {}: {}", f.error.code, f.error.message);
-          note_error(text);
-          if (f.error.code == 1008) {
-            // Unknown project, bad origin, missing channels: retrying soon cannot help.
-            end.fatal = true;
-            log::error("upstream", "configuration problem reported by the server",
-                       {{"code", "1008"}, {"message", f.error.message}});
-          } else if (f.error.code == 401 || f.error.code == 403) {
-            end.auth_rejected = true;
-            log::error("upstream", "the server rejected our credentials",
-                       {{"code", std::to_string(f.error.code)},
-                        {"message", f.error.message},
-                        {"auth", std::string(credentials_->kind())}});
-          } else {
-            log::warn("upstream", "server error",
-                      {{"code", std::to_string(f.error.code)}, {"message", f.error.message}});
-          }
-          break;
-        }
-        case FrameKind::pong:
-          // A switch-over closes this connection once the server answered a ping sent after
-          // the new one was subscribed: every event queued before that ping has been read.
-          if (stop_after_pong_) {
-            stopping_ = true;
-            link.finish();
-          }
-          break;
-        case FrameKind::invalid:
-          metrics_.frames_invalid(f.invalid_reason).Increment();
-          if (invalid_log_.allow()) {
-            log::warn("upstream", "skipped a frame that could not be decoded",
-                      {{"reason", std::string(f.invalid_reason)},
-                       {"suppressed", std::to_string(invalid_log_.take_suppressed())}});
-          }
-          break;
+      auto actions =
+          session_.received(decoder_.decode(std::move(frame), !ws.got_text(), t.steady, t.wall), t);
+      apply(actions, t);
+      if (actions.deliver) {
+        co_await on_event_(std::move(actions.deliver));
+        const auto taken = time_now();
+        auto resumed = session_.event_taken(taken);
+        apply(resumed, taken);
       }
     }
-    link.finish();
   };
 
   auto writer = [&]() -> asio::awaitable<void> {
-    const auto interval = config_.heartbeat;
-    auto next_ping = Clock::now() + interval;
-    Clock::time_point last_ping{};
     while (!link.over) {
-      while (!link.outbox.empty() && !link.over) {
-        auto [ec, n] = co_await ws.async_write(asio::buffer(link.outbox.front()), use_tuple);
-        if (ec) {
-          if (end.reason.empty())
-            end.reason = stopping_ ? "stopping" : classify(ec);
-          link.finish();
-          co_return;
-        }
-        link.outbox.pop_front();
+      if (link.outbox.empty()) {
+        co_await link.wake.async_wait(use_tuple);  // new output or the end
+        continue;
       }
-      link.wake.expires_at(next_ping);
-      co_await link.wake.async_wait(use_tuple);
-      if (link.over)
-        break;
-      const auto now = Clock::now();
-      if (now < next_ping)
-        continue;  // woken for new output
-      // No frame at all since the last ping (not even its pong): the path is dead even if the
-      // kernel still thinks the socket is open.
-      if (last_ping != Clock::time_point{} && !link.paused && link.last_frame < last_ping) {
-        if (end.reason.empty())
-          end.reason = "heartbeat";
-        log::warn("upstream", "no frame within the heartbeat interval; reconnecting",
-                  {{"heartbeat_ms", std::to_string(interval.count())}});
-        link.finish();
-        break;
+      auto [ec, n] = co_await ws.async_write(asio::buffer(link.outbox.front()), use_tuple);
+      if (ec) {
+        const auto t = time_now();
+        auto actions = session_.transport_failed(classify(ec), t);
+        apply(actions, t);
+        co_return;
       }
-      link.outbox.emplace_back(R"({"type":"ping"})");
-      last_ping = now;
-      next_ping = now + interval;
+      link.outbox.pop_front();
+    }
+  };
+
+  // The session's clock runs apart from both loops: a read or write that never completes cannot
+  // keep the heartbeat from ending the connection.
+  auto timer = [&]() -> asio::awaitable<void> {
+    while (!link.over) {
+      auto [ec] = co_await link.timer.async_wait(use_tuple);
+      if (link.over || ec)
+        continue;  // the end, or re-armed (which cancels the wait)
+      link.timer.expires_at(Clock::time_point::max());  // until the session arms it again
+      const auto t = time_now();
+      auto actions = session_.timer_expired(t);
+      apply(actions, t);
     }
   };
 
   using namespace asio::experimental::awaitable_operators;
-  co_await (reader() && writer());
-  co_return end;
+  co_await (reader() && writer() && timer());
 }
 
 asio::awaitable<void> RealtimeClient::run() {
   const auto timeout = std::clamp(config_.heartbeat, milliseconds(1000), milliseconds(30000));
-  while (!stopping_) {
+  while (!session_.stopping()) {
     set_state(State::connecting);
-    const std::string mode = co_await choose_mode();
-    status_.mode = mode;
-    SessionEnd end;
+    const auto mode = co_await choose_mode();
+    status_.mode = mode_name(mode);
+    std::string failure;  // the disconnect label when the attempt ends before the session
     std::string error;
     auto headers = co_await credentials_->headers(error);
-    if (stopping_)
+    if (session_.stopping())
       break;
     if (!headers) {
-      end.reason = "credentials";
+      failure = "credentials";
     } else {
       const auto target =
           realtime_target(realtime_endpoint_, config_.project,
-                          mode == "url" ? subscription_.channels : std::vector<std::string>{});
+                          mode == Session::Mode::url ? session_.subscription().channels
+                                                     : std::vector<std::string>{});
       auto decorate = [&headers](websocket::request_type& req) {
         req.set(beast::http::field::user_agent, "sluice/" SLUICE_VERSION);
         for (const auto& [k, v] : *headers)
@@ -528,66 +405,53 @@ asio::awaitable<void> RealtimeClient::run() {
         }
         co_return ec;
       };
-      auto session = [&](auto& ws) -> asio::awaitable<void> {
-        close_socket_ = [&ws] {
+      auto connection = [&](auto& ws) -> asio::awaitable<void> {
+        Link link(loop_, link_, [&ws] {
           error_code ignored;
+          beast::get_lowest_layer(ws).socket().shutdown(asio::socket_base::shutdown_both, ignored);
           beast::get_lowest_layer(ws).socket().close(ignored);
-        };
+        });
         const auto ec = co_await open(ws);
-        close_socket_ = nullptr;
         if (ec) {
           if (error.empty())
             error = net::describe(ec);
-          end.reason = stopping_ ? "stopping" : "connect";
+          failure = "connect";
           co_return;
         }
         set_state(State::connected);
-        log::debug("upstream", "websocket open", {{"mode", mode}});
-        end = co_await talk(ws, mode);
+        log::debug("upstream", "websocket open", {{"mode", status_.mode}});
+        co_await talk(ws, link, mode);
       };
       if (realtime_endpoint_.secure) {
         websocket::stream<net::TlsStream> ws(loop_, *tls_);
-        co_await session(ws);
+        co_await connection(ws);
       } else {
         websocket::stream<net::BufferedTcpStream> ws(loop_);
-        co_await session(ws);
+        co_await connection(ws);
       }
     }
 
-    const auto now = Clock::now();
-    const bool was_subscribed = status_.state == State::subscribed;
-    if (was_subscribed) {
-      down_since_ = now;
-      down_since_wall_ = std::chrono::system_clock::now();
-    }
-    if (!end.reached_connected)
-      metrics_.connects(false).Increment();
-    if (end.reached_connected || was_subscribed) {
-      metrics_.disconnects(end.fatal ? "server_error" : end.reason).Increment();
-    }
+    const auto t = time_now();
+    const auto end = session_.ended(failure, t);
     if (!error.empty())
       note_error(error);
     if (end.auth_rejected)
       credentials_->rejected();
-    if (stopping_)
+    if (session_.stopping())
       break;
 
-    const milliseconds delay = end.reached_connected
-                                   ? policy_.on_disconnected(now, end.fatal || end.auth_rejected)
-                                   : policy_.on_connect_failed(now, end.fatal || end.auth_rejected);
+    const milliseconds delay =
+        end.reached_connected ? policy_.on_disconnected(t.steady, end.fatal || end.auth_rejected)
+                              : policy_.on_connect_failed(t.steady, end.fatal || end.auth_rejected);
     set_state(State::backing_off);
     log::info("upstream", end.reached_connected ? "disconnected" : "connection failed",
-              {{"reason", end.fatal ? "server_error" : end.reason},
+              {{"reason", end.reason},
                {"error", status_.last_error},
                {"retry_in_ms", std::to_string(delay.count())}});
     backoff_timer_.expires_after(delay);
     co_await backoff_timer_.async_wait(use_tuple);
   }
-  if (down_since_ != Clock::time_point{} && ever_subscribed_) {
-    metrics_.gap_seconds().Increment(
-        std::chrono::duration<double>(Clock::now() - down_since_).count());
-    down_since_ = {};
-  }
+  session_.finished(time_now());
   log::info("upstream", "stopped");
 }
 

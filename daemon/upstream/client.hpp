@@ -14,35 +14,27 @@
 
 #include "config/config.hpp"
 #include "core/event.hpp"
-#include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "daemon/upstream/credentials.hpp"
 #include "daemon/upstream/decoder.hpp"
 #include "daemon/upstream/reconnect_policy.hpp"
+#include "daemon/upstream/session.hpp"
 #include "net/endpoint.hpp"
 
 namespace sluice::upstream {
-
-// What to subscribe to: the union of the routes' channels (URL mode) and one subscription per
-// route (message mode, Appwrite ≥ 1.9.5).
-struct Subscription {
-  struct Entry {
-    std::string id;  // client-chosen subscription id, stable per route name
-    std::vector<std::string> channels;
-  };
-  std::vector<std::string> channels;
-  std::vector<Entry> entries;
-};
-
-// A subscription id for a route: 20 hex digits derived from its name, so a reconnect or a
-// restart re-subscribes under the same id (Appwrite's Key rules allow at most 36 characters).
-std::string subscription_id(std::string_view route_name);
 
 // Holds the one authenticated Realtime subscription: connects (TCP or TLS, no Origin header),
 // authenticates at handshake, subscribes (URL or messages), pings every `heartbeat`, treats a
 // silent interval as a dead connection, and reconnects with the ReconnectPolicy's backoff.
 // Decoded events go to `on_event`, which the client awaits before reading the next frame, so a
 // full buffer in `block` mode stops reading the socket (TCP backpressure upstream).
+//
+// A thin shell around a Session, which makes the decisions: per connection the client picks
+// the mode, gets credentials, opens TCP/TLS and the WebSocket, runs one read loop, one write
+// loop and the Session's timer, feeds the Session and carries out its actions; between
+// connections it waits out the ReconnectPolicy's backoff. A "close" action closes the socket
+// itself, so it never waits for a pending read or write (a server that sends a close frame and
+// keeps the TCP connection open still meets the heartbeat).
 //
 // Owned by the App; runs entirely on the daemon's event loop (single-threaded executor).
 class RealtimeClient {
@@ -101,23 +93,20 @@ class RealtimeClient {
   bool subscribed() const { return status_.state == State::subscribed; }
 
  private:
-  struct SessionEnd {
-    std::string reason;  // metric label of sluice_upstream_disconnects_total
-    bool fatal = false;  // a 1008 error: a configuration problem on our side
-    bool auth_rejected = false;
-    bool reached_connected = false;
-  };
+  struct Link;
 
   boost::asio::awaitable<void> run();
-  boost::asio::awaitable<std::string> choose_mode();
+  boost::asio::awaitable<Session::Mode> choose_mode();
   template <class Ws>
-  boost::asio::awaitable<SessionEnd> talk(Ws& ws, const std::string& mode);
+  boost::asio::awaitable<void> talk(Ws& ws, Link& link, Session::Mode mode);
+  // Carries out what the session decided (its frames to send are moved out), except `deliver`,
+  // which only the read loop can await.
+  void apply(Session::Actions& actions, Session::Time now);
   void set_state(State state);
   void note_error(std::string error);
 
   boost::asio::any_io_executor loop_;
   config::AppwriteConfig config_;
-  Subscription subscription_;
   Metrics& metrics_;
   EventHandler on_event_;
   net::Endpoint rest_endpoint_;
@@ -126,22 +115,15 @@ class RealtimeClient {
   std::unique_ptr<Credentials> credentials_;
   ReconnectPolicy policy_;
   FrameDecoder decoder_;
+  Session session_;
   Status status_;
-  bool stopping_ = false;
   bool running_ = false;
   boost::asio::steady_timer backoff_timer_;
   boost::asio::steady_timer done_timer_;  // cancelled when run() returns: stopped() waits on it
-  std::function<void()> close_socket_;    // set while a session is open
-  std::function<void()> resubscribe_;     // set while a message-mode connection is open
-  std::function<void()> ping_now_;        // set while a connection is open
-  bool stop_after_pong_ = false;
+  Link* link_ = nullptr;                  // the connection being opened or open
   bool report_connected_ = true;
   std::function<void()> on_subscribed_;
   GapHandler on_gap_;
-  std::chrono::steady_clock::time_point down_since_{};
-  std::chrono::system_clock::time_point down_since_wall_{};
-  bool ever_subscribed_ = false;
-  log::RateLimiter invalid_log_{5, std::chrono::seconds(10)};
 };
 
 }  // namespace sluice::upstream

@@ -487,6 +487,11 @@ class HostileServer:
                          b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
             conn.sendall(ws_frame(b'{"type":"connected","data":{"channels":["%s"],'
                                   b'"user":{"$id":"bridge"}}}' % ORDERS.encode()))
+            if behaviour == "close_and_hold":
+                # A close frame, then neither the TCP close nor any answer to a ping.
+                conn.sendall(ws_frame(b"\x03\xe8", opcode=8))
+                self._hold(conn)
+                return
             if behaviour == "garbage":
                 nested = b'{"type":"event","data":' + b"[" * 100000 + b"]" * 100000 + b"}"
                 for frame in (
@@ -567,6 +572,18 @@ class HostileServerTest(SecurityTest):
         big = [l for l in read_lines(os.path.join(self.out(), "archive.jsonl"))
                if l["payload"]["$id"] == "big"]
         self.assertEqual(len(big[0]["payload"]["blob"]), 1 << 20)
+        self.assertEqual(s.stop(), 0, self.dump_on_failure(s))
+
+    def test_close_frame_without_tcp_close_is_ended_by_the_heartbeat(self):
+        # Beast answers the close frame and then waits for a TCP close that never comes; the
+        # heartbeat runs on its own clock and closes the socket under it.
+        server = HostileServer(["close_and_hold", "good"])
+        self.addCleanup(server.close)
+        s = self.start_sluice(config(f"http://127.0.0.1:{server.port}/v1", self.out(),
+                                     f'{{session: "{SESSION}"}}', heartbeat="1s",
+                                     reconnect="{initial: 100ms, max: 500ms}"))
+        wait_for(lambda: server.upgrades >= 2 and s.ready(), 30,
+                 "subscribed again on a second connection")
         self.assertEqual(s.stop(), 0, self.dump_on_failure(s))
 
 

@@ -1,0 +1,152 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/event.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
+#include "daemon/upstream/decoder.hpp"
+
+namespace sluice::upstream {
+
+// What to subscribe to: the union of the routes' channels (URL mode) and one subscription per
+// route (message mode, Appwrite ≥ 1.9.5).
+struct Subscription {
+  struct Entry {
+    std::string id;  // client-chosen subscription id, stable per route name
+    std::vector<std::string> channels;
+  };
+  std::vector<std::string> channels;
+  std::vector<Entry> entries;
+};
+
+// A subscription id for a route: 20 hex digits derived from its name, so a reconnect or a
+// restart re-subscribes under the same id (Appwrite's Key rules allow at most 36 characters).
+std::string subscription_id(std::string_view route_name);
+
+// The policy of the realtime subscription, across all its connections, as a plain state
+// machine: inputs are what happened (a connection opened, a frame decoded, a timer expired, the
+// read side took an event, a command), each with the time; outputs are the Actions the shell
+// carries out. It decides the message-mode subscribe bookkeeping (and the unsubscribe diff once
+// the latest subscribe is confirmed), the heartbeat rule, what an error frame means, when the
+// session stops, and the gap between two subscriptions; it counts the upstream metrics and logs
+// the lines those decisions trigger. No sockets, no timers, no clock of its own, so tests drive
+// it frame by frame.
+//
+// Owned by the RealtimeClient, which does the I/O; used on the daemon's event loop only.
+class Session {
+ public:
+  using Clock = std::chrono::steady_clock;
+  enum class Mode { url, message };
+
+  // The time of an input: the steady clock measures intervals, the wall clock dates gaps.
+  struct Time {
+    Clock::time_point steady;
+    std::chrono::system_clock::time_point wall;
+  };
+
+  // A window, from the loss of a subscription to the next, in which events may have been
+  // missed upstream.
+  struct Gap {
+    std::chrono::system_clock::time_point from;
+    std::chrono::system_clock::time_point to;
+  };
+
+  // What the shell does after an input, in the order of the fields.
+  struct Actions {
+    std::optional<std::string> error;  // note for /status (the client's last error)
+    bool connected = false;            // the server's `connected` frame: the connection is up
+    std::vector<std::string> send;     // text frames to write, in this order
+    std::optional<Gap> gap;            // reported as the subscription came back
+    bool subscribed = false;           // became subscribed
+    EventPtr deliver;                  // hand on, then call event_taken() (reading pauses)
+    std::optional<Clock::time_point> arm_timer;  // call timer_expired() at (not before) this time
+    // Close the connection (or the one being opened) now, whatever its reads and writes are
+    // doing: the sluice_upstream_disconnects_total label the session ends with.
+    std::optional<std::string> close;
+  };
+
+  // How a connection, or an attempt at one, ended: what the shell's reconnect policy needs.
+  struct End {
+    std::string reason;          // the disconnect label ("server_error" after a 1008)
+    bool fatal = false;          // a 1008 error: a configuration problem on our side
+    bool auth_rejected = false;  // a 401/403 error: the credentials need renewing
+    bool reached_connected = false;
+  };
+
+  Session(std::chrono::milliseconds heartbeat, Subscription subscription, Metrics& metrics);
+
+  // The WebSocket handshake succeeded. `auth` names the credentials it presented (for logs).
+  Actions opened(Mode mode, std::string_view auth, Time now);
+  Actions received(DecodedFrame frame, Time now);
+  // The event from the last `deliver` has been taken: reading resumes.
+  Actions event_taken(Time now);
+  Actions timer_expired(Time now);
+  // A read or write failed; `reason` is its disconnect label.
+  Actions transport_failed(std::string_view reason, Time now);
+
+  // Changes what the session listens to. In message mode on a connected connection: one
+  // `subscribe` upserting every entry now, and an `unsubscribe` of what is gone once the server
+  // confirmed the latest subscribe. Otherwise the next connection uses it.
+  Actions update_subscription(Subscription next, Time now);
+  // Ends the session at the next pong, after a ping sent now; a stop() when no connection is
+  // open.
+  Actions stop_after_pong(Time now);
+  Actions stop(Time now);
+
+  // The connection (or the attempt) is over; `reason` labels it when nothing else did
+  // (e.g. "connect", "credentials"). Counts connects and disconnects; starts a gap if it was
+  // subscribed.
+  End ended(std::string_view reason, Time now);
+  // The client stops for good: the open gap, if any, is counted up to now.
+  void finished(Time now);
+
+  const Subscription& subscription() const { return subscription_; }
+  bool stopping() const { return stopping_; }
+  bool subscribed() const { return subscribed_; }
+
+ private:
+  void close(Actions& a, std::string_view reason);
+  void send_subscribe(Actions& a);
+  void subscribe_answered(Actions& a, bool success, Time now);
+  void became_subscribed(Actions& a, Time now);
+  void on_error(Actions& a, const ErrorFrame& error);
+
+  std::chrono::milliseconds heartbeat_;
+  Subscription subscription_;
+  Metrics& metrics_;
+  log::RateLimiter invalid_log_{5, std::chrono::seconds(10)};
+  bool stopping_ = false;
+  bool stop_after_pong_ = false;    // for the client's life: a reconnect still stops at a pong
+  std::optional<Time> down_since_;  // the subscription was lost then (set only once it existed)
+
+  // The current connection (or attempt), reset by ended().
+  Mode mode_ = Mode::url;
+  std::string auth_;
+  bool open_ = false;
+  bool closing_ = false;
+  std::string reason_;
+  bool fatal_ = false;
+  bool auth_rejected_ = false;
+  bool reached_connected_ = false;
+  bool subscribed_ = false;
+  bool can_resubscribe_ = false;  // message mode, after `connected`
+  // Message mode: every subscribe sent on this connection upserts the current entries; the ids
+  // the server may hold are remembered, and once the LATEST subscribe is confirmed the ones no
+  // longer wanted are unsubscribed (a reload that re-adds a route in between keeps it).
+  std::vector<std::string> server_ids_;
+  int unanswered_ = 0;
+  // Heartbeat: no frame at all since the last ping (not even its pong) means the path is dead
+  // even if the kernel still thinks the socket is open; silence while the read side is paused
+  // is ours, not the server's.
+  Clock::time_point last_frame_{};
+  std::optional<Clock::time_point> last_ping_;
+  Clock::time_point next_ping_{};
+  bool paused_ = false;
+};
+
+}  // namespace sluice::upstream
