@@ -3,14 +3,14 @@
 namespace sluice::config {
 
 std::string_view SinkConfig::type_name() const {
-  switch (settings.index()) {
-    case 0:
-      return "kafka";
-    case 1:
-      return "webhook";
-    default:
-      return "file";
-  }
+  return settings ? settings->type_name() : std::string_view();
+}
+
+bool SinkConfig::same_settings(const SinkConfig& other) const {
+  const bool same_type_settings =
+      settings && other.settings ? settings->equals(*other.settings) : settings == other.settings;
+  return name == other.name && same_type_settings && buffer == other.buffer &&
+         retry == other.retry && dead_letter == other.dead_letter && gap_marker == other.gap_marker;
 }
 
 const SinkConfig* Config::find_sink(std::string_view name) const {

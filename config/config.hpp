@@ -2,16 +2,15 @@
 
 #include <chrono>
 #include <cstdint>
-#include <map>
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
-#include <variant>
+#include <string_view>
 #include <vector>
 
 #include "core/log.hpp"
 #include "core/query.hpp"
-#include "core/template.hpp"
 
 // The typed form of routes.yaml (DESIGN.md §3). Produced by config::load() with every default
 // filled in and every value validated, so the rest of the daemon never re-checks it. Plain
@@ -115,53 +114,42 @@ struct RetryConfig {
   bool operator==(const RetryConfig&) const = default;
 };
 
-struct KafkaSinkConfig {
-  enum class Compression { none, gzip, snappy, lz4, zstd };
-  std::vector<std::string> brokers;
-  Template topic;
-  std::optional<Template> key;
-  Compression compression = Compression::none;
-  std::map<std::string, std::string> properties;  // passed to librdkafka
-  std::map<std::string, Template> headers;        // extra headers
-  bool operator==(const KafkaSinkConfig&) const = default;
+// The settings of one sink type (`sinks.NAME` in routes.yaml), declared and parsed by the sink's
+// folder (sinks/kafka/, sinks/webhook/, sinks/file/): config/ knows them only through this
+// interface, so adding a sink type does not touch the loader. Immutable once loaded; shared by
+// the configurations of a reload.
+class SinkSettings {
+ public:
+  virtual ~SinkSettings() = default;
+  virtual std::string_view type_name() const = 0;  // the `type:` value, e.g. "kafka"
+  virtual bool equals(const SinkSettings& other) const = 0;
 };
 
-struct WebhookSinkConfig {
-  struct Signing {
-    enum class Scheme { none, standard, appwrite };
-    Scheme scheme = Scheme::none;
-    Secret secret;
-    bool operator==(const Signing&) const = default;
-  };
-  struct Batch {
-    std::uint32_t max_events = 0;  // 0: batching off
-    std::uint64_t max_bytes = 1ull << 20;
-    Duration max_wait{100};
-    bool operator==(const Batch&) const = default;
-  };
-  std::string url;
-  Signing signing;
-  Duration timeout{15000};
-  std::uint32_t concurrency = 8;
-  std::map<std::string, Template> headers;
-  Batch batch;
-  TlsConfig tls;
-  bool follow_redirects = false;
-  bool operator==(const WebhookSinkConfig&) const = default;
+// SinkSettings over a plain struct `T` that has `static constexpr std::string_view kType` and
+// `operator==`.
+template <class T>
+class SinkSettingsOf final : public SinkSettings {
+ public:
+  explicit SinkSettingsOf(T value) : value_(std::move(value)) {}
+  std::string_view type_name() const override { return T::kType; }
+  bool equals(const SinkSettings& other) const override {
+    const auto* same_type = dynamic_cast<const SinkSettingsOf*>(&other);
+    return same_type != nullptr && same_type->value_ == value_;
+  }
+  const T& value() const { return value_; }
+
+ private:
+  T value_;
 };
 
-struct FileSinkConfig {
-  enum class Fsync { always, batch, never };
-  Template path;                      // strftime allowed
-  std::uint64_t rotate_max_size = 0;  // 0: no size rotation
-  Duration rotate_max_age{0};         // 0: no age rotation
-  Fsync fsync = Fsync::batch;
-  bool operator==(const FileSinkConfig&) const = default;
-};
+template <class T>
+std::shared_ptr<const SinkSettings> make_settings(T value) {
+  return std::make_shared<const SinkSettingsOf<T>>(std::move(value));
+}
 
 struct SinkConfig {
   std::string name;
-  std::variant<KafkaSinkConfig, WebhookSinkConfig, FileSinkConfig> settings;
+  std::shared_ptr<const SinkSettings> settings;  // never null once loaded
   BufferConfig buffer;  // the top-level `buffer` with this sink's overrides applied
   RetryConfig retry;
   std::string dead_letter;  // empty: failed records are only logged and counted
@@ -170,13 +158,14 @@ struct SinkConfig {
   Location location;  // where the sink was declared
 
   std::string_view type_name() const;  // "kafka", "webhook", "file"
+  // The settings of type `T`; throws std::bad_cast when the sink is of another type.
+  template <class T>
+  const T& settings_as() const {
+    return dynamic_cast<const SinkSettingsOf<T>&>(*settings).value();
+  }
   // Same delivery settings: a reload keeps this sink's worker, queue and connections. The
   // location is not compared, so moving a sink within the file does not restart it.
-  bool same_settings(const SinkConfig& other) const {
-    return name == other.name && settings == other.settings && buffer == other.buffer &&
-           retry == other.retry && dead_letter == other.dead_letter &&
-           gap_marker == other.gap_marker;
-  }
+  bool same_settings(const SinkConfig& other) const;
 };
 
 struct RouteConfig {

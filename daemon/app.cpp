@@ -300,7 +300,7 @@ class App {
   asio::awaitable<void> reload() {
     Generation& old = dispatcher_.current();
     const std::string path = old.config.path;
-    auto result = config::load_file(path);
+    auto result = config::load_file(path, sinks::sink_types());
     if (!result.ok()) {
       for (const auto& e : result.errors)
         log::error("config", "reload rejected", {{"error", e.format()}});

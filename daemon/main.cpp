@@ -9,6 +9,7 @@
 #include "core/log.hpp"
 #include "daemon/app.hpp"
 #include "daemon/cli.hpp"
+#include "sinks/sink_types.hpp"
 
 namespace {
 
@@ -30,7 +31,7 @@ int run(int argc, char** argv) {
     return kExitOk;
   }
 
-  auto loaded = config::load_file(options.config_path);
+  auto loaded = config::load_file(options.config_path, sinks::sink_types());
   if (!loaded.ok()) {
     for (const auto& error : loaded.errors)
       std::cerr << error.format() << '\n';

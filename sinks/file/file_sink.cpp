@@ -92,8 +92,7 @@ bool exists(const std::string& path) {
 
 }  // namespace
 
-FileSink::FileSink(config::FileSinkConfig config, std::string project, BlockingPool& pool,
-                   Options options)
+FileSink::FileSink(FileSinkConfig config, std::string project, BlockingPool& pool, Options options)
     : config_(std::move(config)),
       project_(std::move(project)),
       pool_(pool),
@@ -217,7 +216,7 @@ void FileSink::write_batch(std::span<const Record> batch, const std::vector<std:
 
 void FileSink::write_group(const std::string& path, const std::vector<std::size_t>& indices,
                            std::span<const Record> batch, std::span<Result> results, Time t) {
-  using Fsync = config::FileSinkConfig::Fsync;
+  using Fsync = FileSinkConfig::Fsync;
   const auto fail_from = [&](std::size_t pos, const std::string& reason) {
     for (; pos < indices.size(); ++pos)
       results[indices[pos]] = Result{Outcome::retry, reason, {}};
@@ -367,7 +366,7 @@ FileSink::OpenFile* FileSink::open_file(const std::string& path, Time t, std::st
     if (readable && ::pread(fd, &last, 1, static_cast<off_t>(f.size - 1)) == 1 && last != '\n') {
       f.needs_newline = true;
     }
-  } else if (config_.fsync != config::FileSinkConfig::Fsync::never) {
+  } else if (config_.fsync != FileSinkConfig::Fsync::never) {
     // Make the new directory entry durable too; the data's own fsync does not cover it.
     if (const auto ec = posix::sync_parent_directory(path)) {
       log::warn("file_sink", "fsync of the directory failed",
@@ -390,13 +389,18 @@ bool FileSink::rotate(const std::string& path, Time t, std::string& error) {
     return false;
   }
   rotations_.fetch_add(1);
-  if (config_.fsync != config::FileSinkConfig::Fsync::never) {
+  if (config_.fsync != FileSinkConfig::Fsync::never) {
     if (const auto ec = posix::sync_parent_directory(path)) {
       log::warn("file_sink", "fsync of the directory failed",
                 {{"path", path}, {"error", ec.message()}});
     }
   }
   return true;
+}
+
+std::unique_ptr<Sink> build_sink(const FileSinkConfig& settings, const config::SinkConfig&,
+                                 SinkContext context, std::string&) {
+  return std::make_unique<FileSink>(settings, std::move(context.project), context.pool);
 }
 
 }  // namespace sluice::sinks

@@ -13,6 +13,7 @@
 
 #include "config/config.hpp"
 #include "sinks/blocking_pool.hpp"
+#include "sinks/file/file_config.hpp"
 #include "sinks/sink.hpp"
 
 // The file sink (DESIGN.md §4): JSON Lines, one record (Event::data, byte for byte) per line,
@@ -53,8 +54,7 @@ class FileSink final : public Sink {
     std::size_t open_files = 0;
   };
 
-  FileSink(config::FileSinkConfig config, std::string project, BlockingPool& pool,
-           Options options = {});
+  FileSink(FileSinkConfig config, std::string project, BlockingPool& pool, Options options = {});
   ~FileSink() override;
   FileSink(const FileSink&) = delete;
   FileSink& operator=(const FileSink&) = delete;
@@ -90,7 +90,7 @@ class FileSink final : public Sink {
   bool rotate(const std::string& path, Time now, std::string& error);
   Time now() const;
 
-  config::FileSinkConfig config_;
+  FileSinkConfig config_;
   std::string project_;
   BlockingPool& pool_;
   Options options_;

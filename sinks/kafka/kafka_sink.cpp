@@ -210,8 +210,7 @@ class KafkaSink::Producer {
 };
 
 std::vector<std::pair<std::string, std::string>> KafkaSink::producer_properties(
-    const config::KafkaSinkConfig& config) {
-  static constexpr const char* kCompression[] = {"none", "gzip", "snappy", "lz4", "zstd"};
+    const KafkaSinkConfig& config) {
   std::vector<std::pair<std::string, std::string>> props = {
       {"bootstrap.servers", join(config.brokers, ",")},
       {"enable.idempotence", "true"},
@@ -224,17 +223,16 @@ std::vector<std::pair<std::string, std::string>> KafkaSink::producer_properties(
       // alone would spend the 5 ms p99 budget at 10,000 events/s; batches still fill at high
       // rates, since records arrive while earlier ones are in flight.
       {"linger.ms", "1"},
-      {"compression.codec", kCompression[static_cast<int>(config.compression)]},
+      {"compression.codec", std::string(compression_name(config.compression))},
   };
   for (const auto& [name, value] : config.properties)
     props.emplace_back(name, value);
   return props;
 }
 
-std::unique_ptr<KafkaSink> KafkaSink::create(const config::KafkaSinkConfig& config,
-                                             std::string project, BlockingPool& pool,
-                                             boost::asio::any_io_executor loop, std::string& error,
-                                             Options options) {
+std::unique_ptr<KafkaSink> KafkaSink::create(const KafkaSinkConfig& config, std::string project,
+                                             BlockingPool& pool, boost::asio::any_io_executor loop,
+                                             std::string& error, Options options) {
   auto producer = Producer::make(producer_properties(config), error);
   if (!producer)
     return nullptr;
@@ -245,7 +243,7 @@ std::unique_ptr<KafkaSink> KafkaSink::create(const config::KafkaSinkConfig& conf
   return sink;
 }
 
-KafkaSink::KafkaSink(const config::KafkaSinkConfig& config, std::string project, BlockingPool& pool,
+KafkaSink::KafkaSink(const KafkaSinkConfig& config, std::string project, BlockingPool& pool,
                      boost::asio::any_io_executor loop, Options options)
     : config_(config),
       project_(std::move(project)),
@@ -450,6 +448,16 @@ boost::asio::awaitable<void> KafkaSink::close() {
     p.reset();
   };
   co_await pool_.run(std::move(job));
+}
+
+std::unique_ptr<Sink> build_sink(const KafkaSinkConfig& settings, const config::SinkConfig& sink,
+                                 SinkContext context, std::string& error) {
+  std::string why;
+  auto made = KafkaSink::create(settings, std::move(context.project), context.pool,
+                                std::move(context.loop), why);
+  if (!made)
+    error = "sink \"" + sink.name + "\": " + why;
+  return made;
 }
 
 }  // namespace sluice::sinks

@@ -16,6 +16,7 @@
 
 #include "config/config.hpp"
 #include "sinks/blocking_pool.hpp"
+#include "sinks/kafka/kafka_config.hpp"
 #include "sinks/sink.hpp"
 
 // The Kafka sink (DESIGN.md §4) on librdkafka's C API: an idempotent producer with acks=all
@@ -67,15 +68,14 @@ class KafkaSink final : public Sink {
 
   // Creates the producer (no network I/O happens before the first message). Returns nullptr
   // with `error` set when librdkafka refuses the configuration.
-  static std::unique_ptr<KafkaSink> create(const config::KafkaSinkConfig& config,
-                                           std::string project, BlockingPool& pool,
-                                           boost::asio::any_io_executor loop, std::string& error,
-                                           Options options = {});
+  static std::unique_ptr<KafkaSink> create(const KafkaSinkConfig& config, std::string project,
+                                           BlockingPool& pool, boost::asio::any_io_executor loop,
+                                           std::string& error, Options options = {});
 
   // The librdkafka properties the producer is built with: sluice's defaults, then the
   // configuration's `compression` and `properties` (which win).
   static std::vector<std::pair<std::string, std::string>> producer_properties(
-      const config::KafkaSinkConfig& config);
+      const KafkaSinkConfig& config);
 
   ~KafkaSink() override;
   KafkaSink(const KafkaSink&) = delete;
@@ -97,7 +97,7 @@ class KafkaSink final : public Sink {
   class Producer;
   struct Batch;
 
-  KafkaSink(const config::KafkaSinkConfig& config, std::string project, BlockingPool& pool,
+  KafkaSink(const KafkaSinkConfig& config, std::string project, BlockingPool& pool,
             boost::asio::any_io_executor loop, Options options);
   void warm_up();  // creates the handle of a constant topic with the producer
   // The topic for `record`: the constant one, or rendered into `scratch`.
@@ -108,7 +108,7 @@ class KafkaSink final : public Sink {
   template <typename Add>
   void for_each_header(const Record& record, std::string& scratch, Add&& add) const;
 
-  config::KafkaSinkConfig config_;
+  KafkaSinkConfig config_;
   std::string project_;
   BlockingPool& pool_;
   boost::asio::any_io_executor loop_;

@@ -29,7 +29,7 @@ namespace beast = boost::beast;
 namespace http = boost::beast::http;
 using boost::system::error_code;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-using Scheme = config::WebhookSinkConfig::Signing::Scheme;
+using Scheme = WebhookSinkConfig::Signing::Scheme;
 
 namespace {
 
@@ -81,7 +81,7 @@ struct WebhookSink::Connection {
 };
 
 std::unique_ptr<WebhookSink> WebhookSink::create(asio::any_io_executor loop,
-                                                 config::WebhookSinkConfig config, std::string name,
+                                                 WebhookSinkConfig config, std::string name,
                                                  std::string project, std::string& error,
                                                  Options options) {
   auto endpoint = net::parse_endpoint(config.url);
@@ -106,8 +106,8 @@ std::unique_ptr<WebhookSink> WebhookSink::create(asio::any_io_executor loop,
       Target{std::move(*endpoint), std::move(*target)}, std::move(tls), std::move(options)));
 }
 
-WebhookSink::WebhookSink(asio::any_io_executor loop, config::WebhookSinkConfig config,
-                         std::string name, std::string project, Target target,
+WebhookSink::WebhookSink(asio::any_io_executor loop, WebhookSinkConfig config, std::string name,
+                         std::string project, Target target,
                          std::shared_ptr<asio::ssl::context> tls, Options options)
     : loop_(std::move(loop)),
       config_(std::move(config)),
@@ -400,6 +400,20 @@ asio::awaitable<void> WebhookSink::close() {
   // Idle connections are just closed: there is nothing in flight to finish.
   idle_.clear();
   co_return;
+}
+
+std::unique_ptr<Sink> build_sink(const WebhookSinkConfig& settings, const config::SinkConfig& sink,
+                                 SinkContext context, std::string& error) {
+  WebhookSink::Options options;
+  if (context.metrics && context.metrics->responses) {
+    options.on_response = [responses = context.metrics->responses](unsigned status) {
+      static constexpr std::string_view kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+      const bool known = status >= 100 && status < 600;
+      responses(known ? kClasses[status / 100 - 1] : "other").Increment();
+    };
+  }
+  return WebhookSink::create(std::move(context.loop), settings, sink.name,
+                             std::move(context.project), error, std::move(options));
 }
 
 }  // namespace sluice::sinks

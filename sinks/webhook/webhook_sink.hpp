@@ -17,6 +17,7 @@
 #include "config/config.hpp"
 #include "net/endpoint.hpp"
 #include "sinks/sink.hpp"
+#include "sinks/webhook/webhook_config.hpp"
 
 // The webhook sink (DESIGN.md §4): POSTs each record (or, with `batch`, a JSON array of
 // records) to `url` over HTTP/1.1 or HTTPS, signed per `signing.scheme`, and classifies the
@@ -41,7 +42,7 @@ class WebhookSink final : public Sink {
 
   // Returns nullptr with `error` set when the URL or the TLS files are unusable.
   static std::unique_ptr<WebhookSink> create(boost::asio::any_io_executor loop,
-                                             config::WebhookSinkConfig config, std::string name,
+                                             WebhookSinkConfig config, std::string name,
                                              std::string project, std::string& error,
                                              Options options = {});
   ~WebhookSink() override;
@@ -74,7 +75,7 @@ class WebhookSink final : public Sink {
   };
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
 
-  WebhookSink(boost::asio::any_io_executor loop, config::WebhookSinkConfig config, std::string name,
+  WebhookSink(boost::asio::any_io_executor loop, WebhookSinkConfig config, std::string name,
               std::string project, Target target, std::shared_ptr<boost::asio::ssl::context> tls,
               Options options);
 
@@ -88,7 +89,7 @@ class WebhookSink final : public Sink {
   bool batching() const;
 
   boost::asio::any_io_executor loop_;
-  config::WebhookSinkConfig config_;
+  WebhookSinkConfig config_;
   std::string name_;
   std::string project_;
   Target target_;

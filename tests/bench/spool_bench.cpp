@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "core/metrics.hpp"
+#include "sinks/file/file_config.hpp"
 #include "sinks/spool/record_codec.hpp"
 #include "sinks/worker.hpp"
 #include "tests/unit/sinks/test_support.hpp"
@@ -47,7 +48,7 @@ Run run_worker(config::BufferConfig::Type type, const std::string& dir,
   Metrics metrics;
   config::SinkConfig config;
   config.name = type == config::BufferConfig::Type::disk ? "disk" : "memory";
-  config.settings = config::FileSinkConfig{};
+  config.settings = config::make_settings(FileSinkConfig{});
   config.buffer.type = type;
   config.buffer.dir = dir;
   config.buffer.max_events = 0;

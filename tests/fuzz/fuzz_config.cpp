@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "config/loader.hpp"
+#include "sinks/sink_types.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
@@ -15,7 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       text.find("${credential:") != std::string_view::npos) {
     return 0;
   }
-  const auto result = sluice::config::load_string(text, "fuzz.yaml");
+  const auto result = sluice::config::load_string(text, "fuzz.yaml", sluice::sinks::sink_types());
   if (result.ok() != result.config.has_value())
     std::abort();
   for (const auto& e : result.errors)

@@ -8,10 +8,18 @@
 #include <fstream>
 #include <sstream>
 
+#include "sinks/file/file_config.hpp"
+#include "sinks/kafka/kafka_config.hpp"
+#include "sinks/sink_types.hpp"
+#include "sinks/webhook/webhook_config.hpp"
+
 namespace sluice::config {
 namespace {
 
 namespace fs = std::filesystem;
+using sinks::FileSinkConfig;
+using sinks::KafkaSinkConfig;
+using sinks::WebhookSinkConfig;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -33,7 +41,7 @@ std::vector<std::string> errors_of(const LoadResult& result) {
 }
 
 LoadResult load(std::string_view text) {
-  return load_string(text, "t.yaml");
+  return load_string(text, "t.yaml", sinks::sink_types());
 }
 
 // Loads `text` and returns its error lines; the config must then be unset.
@@ -115,7 +123,7 @@ TEST(Loader, MinimalFileGetsEveryDefault) {
   EXPECT_EQ(sink.buffer, BufferConfig{});
   EXPECT_EQ(sink.retry, RetryConfig{});
   EXPECT_EQ(sink.location, (Location{"t.yaml", 6, 3}));
-  const auto& kafka = std::get<KafkaSinkConfig>(sink.settings);
+  const auto& kafka = sink.settings_as<KafkaSinkConfig>();
   EXPECT_EQ(kafka.brokers, std::vector<std::string>{"b:9092"});
   EXPECT_EQ(kafka.topic.source(), "t");
   EXPECT_FALSE(kafka.key);
@@ -149,7 +157,7 @@ TEST(Loader, ReadsTheFullExample) {
   ScopedEnv a("SLUICE_SESSION", "session-value");
   ScopedEnv b("SLUICE_HOOK_SECRET", "hook-secret");
   ScopedEnv c("SLUICE_KAFKA_PASSWORD", "kafka-password");
-  auto result = load_file(SLUICE_SOURCE_DIR "/config/routes.example.yaml");
+  auto result = load_file(SLUICE_SOURCE_DIR "/config/routes.example.yaml", sinks::sink_types());
   ASSERT_TRUE(result.ok()) << errors_of(result)[0];
   const Config& config = *result.config;
   EXPECT_EQ(config.appwrite.auth.session.reveal(), "session-value");
@@ -159,7 +167,7 @@ TEST(Loader, ReadsTheFullExample) {
 
   const auto* orders = config.find_sink("orders");
   ASSERT_NE(orders, nullptr);
-  const auto& kafka = std::get<KafkaSinkConfig>(orders->settings);
+  const auto& kafka = orders->settings_as<KafkaSinkConfig>();
   EXPECT_EQ(kafka.compression, KafkaSinkConfig::Compression::zstd);
   EXPECT_EQ(kafka.properties.at("sasl.password"), "kafka-password");
   EXPECT_EQ(kafka.properties.at("linger.ms"), "5");
@@ -172,7 +180,7 @@ TEST(Loader, ReadsTheFullExample) {
 
   const auto* audit = config.find_sink("audit");
   ASSERT_NE(audit, nullptr);
-  const auto& hook = std::get<WebhookSinkConfig>(audit->settings);
+  const auto& hook = audit->settings_as<WebhookSinkConfig>();
   EXPECT_EQ(hook.signing.scheme, WebhookSinkConfig::Signing::Scheme::standard);
   EXPECT_EQ(hook.signing.secret.reveal(), "hook-secret");
   EXPECT_EQ(hook.batch.max_bytes, 1ull << 20);
@@ -182,7 +190,7 @@ TEST(Loader, ReadsTheFullExample) {
 
   const auto* archive = config.find_sink("archive");
   ASSERT_NE(archive, nullptr);
-  const auto& file = std::get<FileSinkConfig>(archive->settings);
+  const auto& file = archive->settings_as<FileSinkConfig>();
   EXPECT_EQ(file.rotate_max_size, 100ull << 20);
   EXPECT_EQ(file.rotate_max_age, Duration(3600000));
   EXPECT_EQ(file.fsync, FileSinkConfig::Fsync::batch);
@@ -403,7 +411,7 @@ TEST(Loader, WebhookChecks) {
                 "batch: {max_events: 10}, follow_redirects: true, "
                 "headers: {X-A: \"{route}\"}"));
   ASSERT_TRUE(r.ok()) << errors_of(r)[0];
-  const auto& h = std::get<WebhookSinkConfig>(r.config->find_sink("h")->settings);
+  const auto& h = r.config->find_sink("h")->settings_as<WebhookSinkConfig>();
   EXPECT_EQ(h.signing.scheme, WebhookSinkConfig::Signing::Scheme::appwrite);
   EXPECT_EQ(h.batch.max_events, 10u);
   EXPECT_TRUE(h.follow_redirects);
@@ -431,7 +439,7 @@ TEST(Loader, FileInterpolationAndTlsFilesAreRelativeToTheConfig) {
   const auto path = dir.write(
       "r.yaml",
       with("{session: s}", "{session: \"${file:session.txt}\"}\n  tls: {ca_file: ca.pem}"));
-  auto r = load_file(path);
+  auto r = load_file(path, sinks::sink_types());
   ASSERT_TRUE(r.ok()) << errors_of(r)[0];
   EXPECT_EQ(r.config->appwrite.auth.session.reveal(), "from-file");
   EXPECT_EQ(r.config->appwrite.tls.ca_file, dir.path() + "/ca.pem");
@@ -439,7 +447,7 @@ TEST(Loader, FileInterpolationAndTlsFilesAreRelativeToTheConfig) {
   const auto bad =
       dir.write("bad.yaml",
                 with("{session: s}", "{session: \"${file:nope.txt}\"}\n  tls: {ca_file: no.pem}"));
-  auto e = load_file(bad);
+  auto e = load_file(bad, sinks::sink_types());
   EXPECT_THAT(errors_of(e),
               ElementsAre(bad + ":4:19: appwrite.auth.session: cannot read the file of "
                                 "${file:nope.txt}: No such file or directory",
@@ -523,7 +531,7 @@ routes:
 }
 
 TEST(Loader, MissingFile) {
-  auto r = load_file("/nonexistent/sluice.yaml");
+  auto r = load_file("/nonexistent/sluice.yaml", sinks::sink_types());
   EXPECT_THAT(errors_of(r), ElementsAre("/nonexistent/sluice.yaml: cannot read the configuration "
                                         "file: No such file or directory"));
 }

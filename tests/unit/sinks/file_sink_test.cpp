@@ -13,6 +13,7 @@
 #include "core/metrics.hpp"
 #include "core/template.hpp"
 #include "sinks/factory.hpp"
+#include "sinks/webhook/webhook_config.hpp"
 #include "sinks/worker.hpp"
 #include "tests/unit/sinks/test_support.hpp"
 
@@ -24,7 +25,7 @@ using test::make_event;
 using test::make_record;
 using test::read_file;
 namespace fs = std::filesystem;
-using Fsync = config::FileSinkConfig::Fsync;
+using Fsync = FileSinkConfig::Fsync;
 
 Template path_template(const std::string& source) {
   Template t;
@@ -75,7 +76,7 @@ class FileSinkTest : public ::testing::Test {
   boost::asio::io_context ctx;
   BlockingPool pool{1};
   test::TempDir dir;
-  config::FileSinkConfig config;
+  FileSinkConfig config;
   FileSink::Options options;
   std::chrono::system_clock::time_point clock =
       std::chrono::sys_days{std::chrono::year{2024} / 5 / 1} + 12h;
@@ -308,7 +309,7 @@ TEST_F(FileSinkTest, WorkerAndFileSinkEndToEnd) {
   Metrics metrics;
   config::SinkConfig sink_config;
   sink_config.name = "archive";
-  sink_config.settings = config;
+  sink_config.settings = config::make_settings(config);
   std::string error;
   auto made = make_sink(sink_config, "shop", pool, ctx.get_executor(), error);
   ASSERT_NE(made, nullptr) << error;
@@ -331,11 +332,12 @@ TEST(SinkFactory, MakesFileSinksAndReportsUnusableOnes) {
   config::SinkConfig c;
   c.name = "orders";
   std::string error;
-  c.settings = config::WebhookSinkConfig{};  // no URL: the loader never lets this through
+  c.settings =
+      config::make_settings(WebhookSinkConfig{});  // no URL: the loader never lets this through
   EXPECT_EQ(make_sink(c, "p", pool, ctx.get_executor(), error), nullptr);
   EXPECT_FALSE(error.empty());
   error.clear();
-  c.settings = config::FileSinkConfig{};
+  c.settings = config::make_settings(FileSinkConfig{});
   EXPECT_NE(make_sink(c, "p", pool, ctx.get_executor(), error), nullptr);
   EXPECT_TRUE(error.empty());
 }

@@ -85,7 +85,7 @@ class KafkaSinkTest : public ::testing::Test {
 
   boost::asio::io_context ctx;
   BlockingPool pool{1};
-  config::KafkaSinkConfig config;
+  KafkaSinkConfig config;
 };
 
 TEST_F(KafkaSinkTest, RendersTopicKeyAndHeaders) {
@@ -117,7 +117,7 @@ TEST_F(KafkaSinkTest, MissingKeyFieldOrNoKeyTemplateGivesNullKey) {
 
 TEST_F(KafkaSinkTest, PropertiesDefaultsThenUserOverrides) {
   config.brokers = {"a:9092", "b:9092"};
-  config.compression = config::KafkaSinkConfig::Compression::zstd;
+  config.compression = KafkaSinkConfig::Compression::zstd;
   config.properties = {{"linger.ms", "5"}, {"message.timeout.ms", "60000"}};
   const auto props = KafkaSink::producer_properties(config);
   // librdkafka applies them in order: the last value of a name wins.
@@ -148,7 +148,7 @@ TEST_F(KafkaSinkTest, FactoryReportsWhatLibrdkafkaRejects) {
   config.properties = {{"acks", "1"}};
   config::SinkConfig sc;
   sc.name = "orders";
-  sc.settings = config;
+  sc.settings = config::make_settings(config);
   std::string error;
   EXPECT_FALSE(make_sink(sc, "shop", pool, ctx.get_executor(), error));
   EXPECT_TRUE(error.starts_with("sink \"orders\": ")) << error;

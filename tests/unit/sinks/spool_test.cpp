@@ -20,6 +20,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "core/metrics.hpp"
+#include "sinks/file/file_config.hpp"
 #include "sinks/spool/record_codec.hpp"
 #include "sinks/worker.hpp"
 #include "tests/unit/sinks/test_support.hpp"
@@ -431,7 +432,7 @@ class DiskWorkerTest : public ::testing::Test {
  protected:
   DiskWorkerTest() {
     config.name = "s";
-    config.settings = config::FileSinkConfig{};
+    config.settings = config::make_settings(FileSinkConfig{});
     config.buffer.type = config::BufferConfig::Type::disk;
     config.buffer.dir = dir.path();
     config.buffer.max_events = 1000;

@@ -14,7 +14,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using namespace webhook;
-using Scheme = config::WebhookSinkConfig::Signing::Scheme;
+using Scheme = WebhookSinkConfig::Signing::Scheme;
 using Clock = std::chrono::system_clock;
 
 // The vector published with the Standard Webhooks reference libraries
@@ -112,7 +112,7 @@ TEST(WebhookBody, SingleAndArray) {
 
 class WebhookRequest : public ::testing::Test {
  protected:
-  std::unique_ptr<WebhookSink> make(config::WebhookSinkConfig c) {
+  std::unique_ptr<WebhookSink> make(WebhookSinkConfig c) {
     std::string error;
     WebhookSinkOptions options;
     options.now = [] { return Clock::from_time_t(1614265330); };
@@ -131,7 +131,7 @@ class WebhookRequest : public ::testing::Test {
 };
 
 TEST_F(WebhookRequest, StandardSingle) {
-  config::WebhookSinkConfig c;
+  WebhookSinkConfig c;
   c.url = "http://hooks.example.com:8080/in?x=1";
   c.signing = {Scheme::standard, config::Secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")};
   c.headers["X-Static"] = header("yes");
@@ -158,7 +158,7 @@ TEST_F(WebhookRequest, StandardSingle) {
 }
 
 TEST_F(WebhookRequest, StandardBatchIsAnArray) {
-  config::WebhookSinkConfig c;
+  WebhookSinkConfig c;
   c.url = "https://hooks.example.com/";
   c.signing = {Scheme::standard, config::Secret("raw-secret")};
   c.concurrency = 2;
@@ -179,7 +179,7 @@ TEST_F(WebhookRequest, StandardBatchIsAnArray) {
 }
 
 TEST_F(WebhookRequest, AppwriteScheme) {
-  config::WebhookSinkConfig c;
+  WebhookSinkConfig c;
   c.url = "http://127.0.0.1:9/hook%20x";
   c.signing = {Scheme::appwrite, config::Secret("secret")};
   c.batch.max_events = 10;  // ignored: Appwrite sends one payload per request
@@ -202,7 +202,7 @@ TEST_F(WebhookRequest, AppwriteScheme) {
 }
 
 TEST_F(WebhookRequest, BadTlsFilesAreReported) {
-  config::WebhookSinkConfig c;
+  WebhookSinkConfig c;
   c.url = "https://hooks.example.com/";
   c.tls.ca_file = "/nonexistent/ca.pem";
   std::string error;

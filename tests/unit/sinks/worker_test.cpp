@@ -12,6 +12,7 @@
 #include <boost/json.hpp>
 
 #include "core/metrics.hpp"
+#include "sinks/file/file_config.hpp"
 #include "tests/unit/sinks/test_support.hpp"
 
 namespace sluice::sinks {
@@ -120,7 +121,7 @@ class WorkerTest : public ::testing::Test {
  protected:
   WorkerTest() {
     config.name = "s";
-    config.settings = config::FileSinkConfig{};
+    config.settings = config::make_settings(FileSinkConfig{});
     config.buffer.max_events = 1000;
     config.buffer.max_bytes = 1 << 20;
     config.retry.initial = 1ms;
