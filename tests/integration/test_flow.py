@@ -75,8 +75,12 @@ class FlowTest(IntegrationTest):
             self.assertEqual(answer["delivered"], 1, answer)
 
         archive = os.path.join(out, "archive.jsonl")
-        wait_for(lambda: len(read_lines(archive)) >= 2 and s.metric(
-            "sluice_sink_events_sent_total", sink="uploads") >= 1, 20, "records in files")
+        # A line is readable before the worker counts its acknowledgement: wait for both.
+        wait_for(lambda: len(read_lines(archive)) >= 2
+                 and s.metric("sluice_sink_events_sent_total", sink="archive") >= 2
+                 and s.metric("sluice_sink_events_sent_total", sink="big") >= 1
+                 and s.metric("sluice_sink_events_sent_total", sink="uploads") >= 1,
+                 20, "records in files, acknowledged")
         lines = read_lines(archive)
         # Deduplicated: o1 matched two routes into `archive` and is there once.
         self.assertEqual([l["payload"]["$id"] for l in lines], ["o1", "o2"], self.dump_on_failure(s))

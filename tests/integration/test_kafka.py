@@ -149,7 +149,9 @@ class KafkaTest(IntegrationTest):
                                      extra_route_sinks=", archive"))
         s.wait_ready()
         order(emu, "a1", 500)
-        wait_for(lambda: self.sent(s) >= 1 and os.path.exists(f"{out}/archive.jsonl"), 30,
+        # The file exists before its line is written: wait for the whole line.
+        wait_for(lambda: self.sent(s) >= 1 and os.path.exists(f"{out}/archive.jsonl")
+                 and open(f"{out}/archive.jsonl").read().endswith("\n"), 30,
                  "the event in kafka and the file")
         with open(f"{out}/archive.jsonl") as f:
             line = f.read().rstrip("\n")
