@@ -1,15 +1,19 @@
-"""The admin server under a flood of idle and slow connections (plain and TLS): through the real
-binaries, hostile clients on loopback."""
+"""The admin server under a flood of idle and slow connections (plain and TLS), and the daemon
+when the reader of its stderr goes away: through the real binaries, hostile clients on loopback."""
 
+import json
 import os
+import select
 import socket
 import ssl
+import subprocess
 import threading
+import time
 import unittest
 import urllib.request
 
-from common import IntegrationTest, parse_metrics
-from test_flow import config
+from common import SLUICE_BIN, IntegrationTest, Sluice, parse_metrics, read_lines, wait_for
+from test_flow import config, order
 from test_security import make_ca, make_server_cert
 
 PROBES = 25
@@ -96,6 +100,44 @@ class AdminFloodTest(IntegrationTest):
         # completes.
         self.flood_then_probe(s, "https", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
                               ssl.create_default_context(cafile=ca))
+
+
+class StderrPipeTest(IntegrationTest):
+    def test_sigterm_drains_after_the_stderr_reader_went_away(self):
+        emu = self.start_emulator()
+        out = os.path.join(self.dir, "out")
+        s = Sluice(SLUICE_BIN, config(emu, out), self.dir)
+        self._cleanup_procs.append(s)
+        read_end, write_end = os.pipe()
+        s.proc = subprocess.Popen(
+            [SLUICE_BIN, "--config", s.config_path, "--admin-listen", "127.0.0.1:0",
+             "--log-format", "json", "--log-level", "debug"],
+            cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=write_end)
+        os.close(write_end)
+
+        # Read the log until the admin address, then go away as a restarted log collector does.
+        pending, deadline = b"", time.monotonic() + 20
+        while s.admin is None:
+            self.assertLess(time.monotonic(), deadline, "no admin address in the log")
+            if not select.select([read_end], [], [], 0.5)[0]:
+                continue
+            chunk = os.read(read_end, 65536)
+            self.assertTrue(chunk, "sluice closed its stderr before listening")
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                record = json.loads(line)
+                if record.get("component") == "admin" and "address" in record:
+                    s.admin = record["address"]
+        os.close(read_end)
+
+        s.wait_ready()
+        for i in range(50):
+            order(emu, f"o{i}", i)
+        wait_for(lambda: s.metric("sluice_events_received_total") == 50, 20, "50 events received")
+        # Every record logged from here on meets a pipe without a reader.
+        self.assertEqual(s.stop(), 0)
+        self.assertEqual(len(read_lines(os.path.join(out, "archive.jsonl"))), 50)
 
 
 if __name__ == "__main__":
