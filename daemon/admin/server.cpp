@@ -397,9 +397,11 @@ asio::awaitable<void> AdminServer::State::serve(std::shared_ptr<State> self, Str
     auto [write_ec, write_n] = co_await http::async_write(stream, response, kNoThrow);
     if (self->closed_by_server(id))
       co_return;
+    // Answered: from here the connection may be shed, also while a TLS close waits for the
+    // client's close_notify.
+    self->slots.waiting(id, ConnectionSlots::Clock::now());
     if (write_ec || !keep_alive)
       co_return;
-    self->slots.waiting(id, ConnectionSlots::Clock::now());
   }
 }
 
