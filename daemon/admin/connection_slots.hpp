@@ -21,11 +21,17 @@ namespace sluice::admin {
 // last, sends its request at once and is answered before it could become the oldest, while a
 // flood only ever displaces itself. A connection is refused only when every candidate is busy.
 // The per-address cap keeps one client from displacing another's connections (a scraper's
-// kept-alive connection, the kubelet's probes).
+// kept-alive connection, the kubelet's probes). A client is an IPv4 address or an IPv6 /64,
+// the block one host usually holds, so hopping between addresses of its own /64 gains it
+// nothing.
 //
 // Owned by the AdminServer's state, used on the event loop only.
 class ConnectionSlots {
  public:
+  // The address the per-address cap counts `peer` under: an IPv4 address as it is (also when
+  // it arrives v4-mapped on a dual-stack socket), an IPv6 address with its last 64 bits zeroed.
+  static boost::asio::ip::address client_of(const boost::asio::ip::address& peer);
+
   using Id = std::uint64_t;
   using Clock = std::chrono::steady_clock;
 
@@ -51,13 +57,13 @@ class ConnectionSlots {
  private:
   struct Slot {
     Id id;
-    boost::asio::ip::address peer;
+    boost::asio::ip::address client;  // see client_of()
     bool busy;
     Clock::time_point waiting_since;
   };
 
-  // The slot (matching `peer` if given) that has waited longest; end() if all are busy.
-  std::vector<Slot>::iterator longest_waiting(const boost::asio::ip::address* peer);
+  // The slot (of `client` if given) that has waited longest; end() if all are busy.
+  std::vector<Slot>::iterator longest_waiting(const boost::asio::ip::address* client);
 
   std::size_t max_total_;
   std::size_t max_per_address_;

@@ -34,9 +34,9 @@ struct Limits {
   // At either cap a new connection sheds the one that has waited longest for a request (see
   // ConnectionSlots); it is refused only when all of them are busy answering.
   std::size_t max_connections = 64;
-  std::size_t max_connections_per_address = 16;
-  std::uint32_t header_limit = 8 * 1024;  // bytes; larger headers get 431
-  std::uint64_t body_limit = 4 * 1024;    // bytes; larger bodies get 413
+  std::size_t max_connections_per_address = 16;  // per IPv4 address or IPv6 /64
+  std::uint32_t header_limit = 8 * 1024;         // bytes; larger headers get 431
+  std::uint64_t body_limit = 4 * 1024;           // bytes; larger bodies get 413
 };
 
 // The HTTP/1.1 admin endpoint: /metrics, /healthz, /readyz, /status (DESIGN.md §5), in plain

@@ -101,6 +101,21 @@ TEST(ConnectionSlotsTest, AFloodNeverDisplacesAProbeThatArrivedAfterIt) {
   EXPECT_TRUE(slots.contains(*probe.id));
 }
 
+TEST(ConnectionSlotsTest, AClientIsAnIpv4AddressOrAnIpv6Slash64) {
+  using boost::asio::ip::make_address;
+  EXPECT_EQ(ConnectionSlots::client_of(make_address("10.1.2.3")), make_address("10.1.2.3"));
+  EXPECT_EQ(ConnectionSlots::client_of(make_address("::ffff:10.1.2.3")), make_address("10.1.2.3"));
+  EXPECT_EQ(ConnectionSlots::client_of(make_address("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
+            make_address("2001:db8:1:2::"));
+
+  // Hopping between addresses of one /64 counts as one client.
+  ConnectionSlots slots(10, 2);
+  admitted(slots, make_address("2001:db8:1:2::1"), kT0);
+  admitted(slots, make_address("2001:db8:1:2::2"), kT0 + 1s);
+  EXPECT_EQ(slots.admit(make_address("2001:db8:1:2::3"), kT0 + 2s).shed.size(), 1u);
+  admitted(slots, make_address("2001:db8:1:3::1"), kT0 + 3s);
+}
+
 TEST(ConnectionSlotsTest, ReleaseOfAShedIdIsIgnored) {
   ConnectionSlots slots(1, 1);
   const Id a = admitted(slots, kFlood, kT0);
