@@ -97,6 +97,9 @@ void write(Level level, std::string_view component, std::string_view message,
     const ssize_t n = ::write(STDERR_FILENO, p, left);
     if (n < 0 && errno == EINTR)
       continue;
+    // Any other failure drops the rest of the record, never retries: logging must not spin or
+    // hold up the caller, whether stderr's reader is gone (EPIPE: main ignores SIGPIPE) or a
+    // non-blocking stderr is full (EAGAIN).
     if (n <= 0)
       return;
     p += n;

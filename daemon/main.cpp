@@ -55,6 +55,12 @@ int main(int argc, char** argv) {
   // ignored, the write fails with EFBIG instead, and the disk buffer and file sinks report it
   // (and keep running) like any other full disk.
   std::signal(SIGXFSZ, SIG_IGN);
+  // Writing to a pipe or socket whose reader is gone raises SIGPIPE, whose default action kills
+  // the process: a restarted log collector on stderr would lose every queued event. Ignored
+  // here, before any thread exists, such writes fail with EPIPE instead: the log record is
+  // dropped, a socket sees an error like any other broken connection (Asio also sends with
+  // MSG_NOSIGNAL, but OpenSSL's socket writes under librdkafka's TLS do not).
+  std::signal(SIGPIPE, SIG_IGN);
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {

@@ -3,7 +3,7 @@
 #include <exception>
 #include <optional>
 #include <string_view>
-#include <unordered_set>
+#include <unordered_map>
 #include <variant>
 
 #include <openssl/err.h>
@@ -29,6 +29,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "core/log.hpp"
+#include "daemon/admin/connection_slots.hpp"
 
 namespace sluice::admin {
 
@@ -144,23 +145,6 @@ std::variant<std::shared_ptr<ssl::context>, std::string> make_server_tls_context
   return ctx;
 }
 
-// Keeps the set of live streams exact however a session ends, including when its coroutine
-// frame is destroyed together with the io_context.
-class LiveEntry {
- public:
-  LiveEntry(std::unordered_set<beast::tcp_stream*>& set, beast::tcp_stream* stream)
-      : set_(set), stream_(stream) {
-    set_.insert(stream_);
-  }
-  ~LiveEntry() { set_.erase(stream_); }
-  LiveEntry(const LiveEntry&) = delete;
-  LiveEntry& operator=(const LiveEntry&) = delete;
-
- private:
-  std::unordered_set<beast::tcp_stream*>& set_;
-  beast::tcp_stream* stream_;
-};
-
 }  // namespace
 
 // Everything the coroutines touch. Shared by the AdminServer and every coroutine it spawned,
@@ -172,15 +156,31 @@ struct AdminServer::State {
         acceptor(loop),
         routes(metrics, std::move(handlers), std::move(token)),
         all_metrics(metrics),
-        limits(lim) {}
+        limits(lim),
+        slots(lim.max_connections, lim.max_connections_per_address),
+        dropped(prometheus::BuildCounter()
+                    .Name("sluice_admin_connections_dropped_total")
+                    .Help("Admin connections closed to make room for a new one (shed) or "
+                          "refused because every connection was busy answering")
+                    .Register(metrics.registry())),
+        shed_count(dropped.Add({{"reason", "shed"}})),
+        refused_count(dropped.Add({{"reason", "refused"}})) {}
+
+  class Entry;
 
   // Static, taking the state by value, so the frame owns a reference from its very creation.
   static asio::awaitable<void> accept_loop(std::shared_ptr<State> self);
-  static asio::awaitable<void> session(std::shared_ptr<State> self, tcp::socket socket);
+  static asio::awaitable<void> session(std::shared_ptr<State> self, tcp::socket socket,
+                                       ConnectionSlots::Id id);
   // The HTTP exchange, the same for both stream types; returns when the connection should end.
   template <class Stream>
-  static asio::awaitable<void> serve(std::shared_ptr<State> self, Stream& stream);
-  static asio::awaitable<void> tls_session(std::shared_ptr<State> self, TlsStream& stream);
+  static asio::awaitable<void> serve(std::shared_ptr<State> self, Stream& stream,
+                                     ConnectionSlots::Id id);
+  static asio::awaitable<void> tls_session(std::shared_ptr<State> self, TlsStream& stream,
+                                           ConnectionSlots::Id id);
+  // The server closed this connection (stop() or shed): its session ends without a word.
+  bool closed_by_server(ConnectionSlots::Id id) const { return stopped || !slots.contains(id); }
+  static void admit(const std::shared_ptr<State>& self, tcp::socket socket);
   void handshake_failed(std::string_view reason, const error_code& ec, const tcp::socket& socket);
 
   asio::any_io_executor loop;
@@ -190,15 +190,74 @@ struct AdminServer::State {
   Limits limits;
   bool started = false;
   bool stopped = false;
-  // The live sessions' streams, so stop() can close them; each session removes its own entry.
-  std::unordered_set<beast::tcp_stream*> connections;
+  ConnectionSlots slots;
+  // The live sessions' streams, so stop() and shedding can close them; each session's Entry
+  // removes its own.
+  std::unordered_map<ConnectionSlots::Id, beast::tcp_stream*> connections;
+  prometheus::Family<prometheus::Counter>& dropped;
+  prometheus::Counter& shed_count;
+  prometheus::Counter& refused_count;
   log::RateLimiter reject_log{5, std::chrono::seconds(60)};
+  log::RateLimiter shed_log{5, std::chrono::seconds(60)};
   // Set by enable_tls(): then every connection is TLS. Shared so a replaced context stays
   // alive for the sessions already using it.
   std::shared_ptr<ssl::context> tls;
   prometheus::Family<prometheus::Counter>* handshake_failures = nullptr;
   log::RateLimiter handshake_log{5, std::chrono::seconds(60)};
 };
+
+// Keeps the slots and the stream map exact however a session ends, including when its
+// coroutine frame is destroyed together with the io_context.
+class AdminServer::State::Entry {
+ public:
+  Entry(State& state, ConnectionSlots::Id id) : state_(state), id_(id) {}
+  ~Entry() {
+    state_.connections.erase(id_);
+    state_.slots.release(id_);
+  }
+  Entry(const Entry&) = delete;
+  Entry& operator=(const Entry&) = delete;
+  void attach(beast::tcp_stream& stream) { state_.connections.emplace(id_, &stream); }
+
+ private:
+  State& state_;
+  ConnectionSlots::Id id_;
+};
+
+void AdminServer::State::admit(const std::shared_ptr<State>& self, tcp::socket socket) {
+  State& state = *self;
+  error_code ec;
+  const auto peer = socket.remote_endpoint(ec);
+  if (ec)
+    return;  // already reset by the client; the socket closes here
+  auto admission = state.slots.admit(peer.address(), ConnectionSlots::Clock::now());
+  for (const auto id : admission.shed) {
+    state.shed_count.Increment();
+    // A session not started yet has no stream: it sees its slot gone when it starts.
+    // Closing never runs a handler inline, so the map is not modified while it is used.
+    if (const auto it = state.connections.find(id); it != state.connections.end())
+      it->second->close();
+  }
+  if (!admission.id) {
+    state.refused_count.Increment();
+    if (state.reject_log.allow()) {
+      log::warn("admin", "every connection is busy; closing new connection",
+                {{"peer", to_string(peer)},
+                 {"suppressed", std::to_string(state.reject_log.take_suppressed())}});
+    }
+    socket.close(ec);
+    return;
+  }
+  if (!admission.shed.empty() && state.shed_log.allow()) {
+    log::warn("admin", "connection limit reached; closed the connection that waited longest",
+              {{"peer", to_string(peer)},
+               {"limit", std::to_string(state.limits.max_connections)},
+               {"per_address_limit", std::to_string(state.limits.max_connections_per_address)},
+               {"suppressed", std::to_string(state.shed_log.take_suppressed())}});
+  }
+  asio::co_spawn(state.loop, session(self, std::move(socket), *admission.id),
+                 [](const std::exception_ptr& e) { log_exception("admin session failed", e); });
+}
 
 void AdminServer::State::handshake_failed(std::string_view reason, const error_code& ec,
                                           const tcp::socket& socket) {
@@ -230,34 +289,26 @@ asio::awaitable<void> AdminServer::State::accept_loop(std::shared_ptr<State> sel
       co_await backoff.async_wait(kNoThrow);
       continue;
     }
-    if (self->connections.size() >= self->limits.max_connections) {
-      if (self->reject_log.allow()) {
-        log::warn("admin", "connection limit reached; closing new connection",
-                  {{"limit", std::to_string(self->limits.max_connections)},
-                   {"suppressed", std::to_string(self->reject_log.take_suppressed())}});
-      }
-      error_code ignored;
-      socket.close(ignored);
-      continue;
-    }
-    asio::co_spawn(self->loop, session(self, std::move(socket)),
-                   [](const std::exception_ptr& e) { log_exception("admin session failed", e); });
+    admit(self, std::move(socket));
   }
 }
 
-asio::awaitable<void> AdminServer::State::session(std::shared_ptr<State> self, tcp::socket socket) {
-  if (self->stopped)
-    co_return;  // spawned just before stop(): the socket closes with the frame
+asio::awaitable<void> AdminServer::State::session(std::shared_ptr<State> self, tcp::socket socket,
+                                                  ConnectionSlots::Id id) {
+  Entry entry(*self, id);
+  // Stopped or shed before it started: the socket closes with the frame.
+  if (self->closed_by_server(id))
+    co_return;
   if (self->tls) {
     TlsStream stream(std::move(socket), *self->tls);
-    const LiveEntry entry(self->connections, &stream.next_layer());
-    co_await tls_session(self, stream);
+    entry.attach(stream.next_layer());
+    co_await tls_session(self, stream, id);
     co_return;
   }
   beast::tcp_stream stream(std::move(socket));
-  const LiveEntry entry(self->connections, &stream);
-  co_await serve(self, stream);
-  if (self->stopped)
+  entry.attach(stream);
+  co_await serve(self, stream, id);
+  if (self->closed_by_server(id))
     co_return;
   error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -265,12 +316,12 @@ asio::awaitable<void> AdminServer::State::session(std::shared_ptr<State> self, t
 }
 
 asio::awaitable<void> AdminServer::State::tls_session(std::shared_ptr<State> self,
-                                                      TlsStream& stream) {
+                                                      TlsStream& stream, ConnectionSlots::Id id) {
   const Limits& limits = self->limits;
   auto& tcp_layer = stream.next_layer();
   tcp_layer.expires_after(limits.handshake_timeout);
   auto [handshake_ec] = co_await stream.async_handshake(ssl::stream_base::server, kNoThrow);
-  if (self->stopped)
+  if (self->closed_by_server(id))
     co_return;
   if (handshake_ec) {
     if (handshake_ec == beast::error::timeout) {
@@ -283,7 +334,7 @@ asio::awaitable<void> AdminServer::State::tls_session(std::shared_ptr<State> sel
       response.prepare_payload();
       tcp_layer.expires_after(limits.write_timeout);
       co_await http::async_write(tcp_layer, response, kNoThrow);
-      if (self->stopped)
+      if (self->closed_by_server(id))
         co_return;
       error_code ignored;
       tcp_layer.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -294,8 +345,8 @@ asio::awaitable<void> AdminServer::State::tls_session(std::shared_ptr<State> sel
     co_return;
   }
 
-  co_await serve(self, stream);
-  if (self->stopped)
+  co_await serve(self, stream, id);
+  if (self->closed_by_server(id))
     co_return;
   // close_notify tells the client the response was complete; a client that never answers it
   // costs at most one write timeout.
@@ -305,20 +356,30 @@ asio::awaitable<void> AdminServer::State::tls_session(std::shared_ptr<State> sel
 }
 
 template <class Stream>
-asio::awaitable<void> AdminServer::State::serve(std::shared_ptr<State> self, Stream& stream) {
+asio::awaitable<void> AdminServer::State::serve(std::shared_ptr<State> self, Stream& stream,
+                                                ConnectionSlots::Id id) {
   const Limits& limits = self->limits;
   auto& tcp_layer = beast::get_lowest_layer(stream);
   // Bounded so that pipelined garbage cannot grow it; one request always fits.
   beast::flat_buffer buffer(limits.header_limit + limits.body_limit + 1024);
 
-  for (;;) {
+  for (bool first = true;; first = false) {
+    // A kept-alive connection may wait longer for its next request to start than a request may
+    // take to arrive once started.
+    if (!first && buffer.size() == 0) {
+      tcp_layer.expires_after(limits.idle_timeout);
+      auto [idle_ec, idle_n] = co_await stream.async_read_some(buffer.prepare(512), kNoThrow);
+      if (idle_ec || self->closed_by_server(id))
+        co_return;
+      buffer.commit(idle_n);
+    }
+
     http::request_parser<http::string_body> parser;
     parser.header_limit(limits.header_limit);
     parser.body_limit(limits.body_limit);
-
-    tcp_layer.expires_after(limits.read_timeout);
+    tcp_layer.expires_after(limits.request_timeout);
     auto [read_ec, read_n] = co_await http::async_read(stream, buffer, parser, kNoThrow);
-    if (self->stopped)
+    if (self->closed_by_server(id))
       co_return;
     if (read_ec) {
       if (const auto status = status_for_read_error(read_ec)) {
@@ -329,12 +390,16 @@ asio::awaitable<void> AdminServer::State::serve(std::shared_ptr<State> self, Str
       co_return;
     }
 
+    self->slots.busy(id);
     auto response = self->routes.handle(parser.get());
     const bool keep_alive = response.keep_alive();
     tcp_layer.expires_after(limits.write_timeout);
     auto [write_ec, write_n] = co_await http::async_write(stream, response, kNoThrow);
-    if (self->stopped)
+    if (self->closed_by_server(id))
       co_return;
+    // Answered: from here the connection may be shed, also while a TLS close waits for the
+    // client's close_notify.
+    self->slots.waiting(id, ConnectionSlots::Clock::now());
     if (write_ec || !keep_alive)
       co_return;
   }
@@ -432,13 +497,13 @@ void AdminServer::stop() {
   state.acceptor.close(ignored);
   // Closing completes each session's pending read or write with an error on the loop's next
   // turn; the sessions then see `stopped` and end. Closing never runs a handler inline, so the
-  // set is not modified while it is walked.
-  for (auto* stream : state.connections)
+  // map is not modified while it is walked.
+  for (const auto& [id, stream] : state.connections)
     stream->close();
 }
 
 std::size_t AdminServer::connection_count() const {
-  return state_->connections.size();
+  return state_->slots.size();
 }
 
 }  // namespace sluice::admin

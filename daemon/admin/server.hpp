@@ -16,20 +16,27 @@
 
 namespace sluice::admin {
 
-// Bounds that keep a slow or hostile client from holding the admin server's resources.
+// Bounds that keep slow, idle or hostile clients from holding the admin server's resources or
+// crowding out the health probes. Fixed (no configuration keys): they only have to be generous
+// for a probe or a scraper, which send a whole request at once, and tight for a flood.
 struct Limits {
-  // Time allowed to receive one whole request (headers and body), including the wait for the
-  // next request on a kept-alive connection. A client that stalls mid-request is dropped.
-  std::chrono::steady_clock::duration read_timeout = std::chrono::seconds(10);
+  // Time allowed for a TLS handshake, so a client that connects and never sends a ClientHello
+  // holds its connection only briefly (only with enable_tls()).
+  std::chrono::steady_clock::duration handshake_timeout = std::chrono::seconds(5);
+  // Time allowed for one whole request (head and body) to arrive: on a new connection from its
+  // accept (after the handshake), on a kept-alive one from the request's first byte. Short, so
+  // a client that dribbles a request head (slowloris) is dropped soon.
+  std::chrono::steady_clock::duration request_timeout = std::chrono::seconds(5);
+  // Time a kept-alive connection may wait for its next request.
+  std::chrono::steady_clock::duration idle_timeout = std::chrono::seconds(30);
   // Time allowed to send one response to a client that does not read it.
   std::chrono::steady_clock::duration write_timeout = std::chrono::seconds(10);
-  // Time allowed for a TLS handshake, so a client that connects and never speaks TLS cannot
-  // hold a connection slot (only with enable_tls()).
-  std::chrono::steady_clock::duration handshake_timeout = std::chrono::seconds(10);
-  // Connections beyond this many are accepted and closed at once.
+  // At either cap a new connection sheds the one that has waited longest for a request (see
+  // ConnectionSlots); it is refused only when all of them are busy answering.
   std::size_t max_connections = 64;
-  std::uint32_t header_limit = 8 * 1024;  // bytes; larger headers get 431
-  std::uint64_t body_limit = 4 * 1024;    // bytes; larger bodies get 413
+  std::size_t max_connections_per_address = 16;  // per IPv4 address or IPv6 /64
+  std::uint32_t header_limit = 8 * 1024;         // bytes; larger headers get 431
+  std::uint64_t body_limit = 4 * 1024;           // bytes; larger bodies get 413
 };
 
 // The HTTP/1.1 admin endpoint: /metrics, /healthz, /readyz, /status (DESIGN.md §5), in plain
@@ -40,9 +47,10 @@ struct Limits {
 // daemon's single-threaded event loop (`loop`); construct, listen, start and stop it from that
 // thread. Requests are tiny and everything it reads is atomics or loop-owned state, so it never
 // blocks the event flow; and because /healthz is answered by the loop itself, a stuck loop
-// fails the probe. Sessions share the server's state through a shared_ptr, so destroying the
-// server (which stops it) while sessions are still unwinding on the loop is safe. `metrics`
-// must outlive the loop's last run.
+// fails the probe. Each connection is its own coroutine (a handshake or a read never holds up
+// the accept loop), and ConnectionSlots decides which connections stay open. Sessions share
+// the server's state through a shared_ptr, so destroying the server (which stops it) while
+// sessions are still unwinding on the loop is safe. `metrics` must outlive the loop's last run.
 class AdminServer {
  public:
   using Handlers = admin::Handlers;
@@ -76,7 +84,8 @@ class AdminServer {
   // Idempotent.
   void stop();
 
-  // Connections currently open (for /status and tests).
+  // Connections currently open (for /status and tests). Connections shed to make room and
+  // refused are counted in sluice_admin_connections_dropped_total{reason="shed"|"refused"}.
   std::size_t connection_count() const;
 
  private:

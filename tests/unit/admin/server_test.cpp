@@ -352,7 +352,7 @@ TEST_F(AdminServerTest, KeepAliveServesTwoRequestsOnOneConnection) {
 }
 
 TEST_F(AdminServerTest, AStalledHalfRequestIsDropped) {
-  start({}, Limits{.read_timeout = 200ms});
+  start({}, Limits{.request_timeout = 200ms});
   run([&]() -> asio::awaitable<void> {
     auto stream = co_await connect(endpoint_);
     const std::string half = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
@@ -368,21 +368,67 @@ TEST_F(AdminServerTest, AStalledHalfRequestIsDropped) {
   });
 }
 
-TEST_F(AdminServerTest, ConnectionsBeyondTheLimitAreClosed) {
+TEST_F(AdminServerTest, AKeptAliveConnectionWaitsForItsIdleTimeoutNotTheRequestTimeout) {
+  start({}, Limits{.request_timeout = 100ms, .idle_timeout = 10s});
+  run([&]() -> asio::awaitable<void> {
+    auto stream = co_await connect(endpoint_);
+    EXPECT_EQ((co_await send(stream, "/healthz")).status, http::status::ok);
+    // Waiting between requests for several request timeouts is fine.
+    asio::steady_timer pause(co_await asio::this_coro::executor);
+    pause.expires_after(500ms);
+    co_await pause.async_wait(asio::use_awaitable);
+    EXPECT_EQ((co_await send(stream, "/healthz")).status, http::status::ok);
+  });
+}
+
+TEST_F(AdminServerTest, AKeptAliveConnectionIsClosedAfterItsIdleTimeout) {
+  start({}, Limits{.idle_timeout = 200ms});
+  run([&]() -> asio::awaitable<void> {
+    auto stream = co_await connect(endpoint_);
+    EXPECT_EQ((co_await send(stream, "/healthz")).status, http::status::ok);
+    const auto ec = co_await await_close(stream);
+    EXPECT_TRUE(closed_by_peer(ec)) << ec.message();
+  });
+}
+
+TEST_F(AdminServerTest, AtTheLimitTheConnectionThatWaitedLongestIsShed) {
   start({}, Limits{.max_connections = 2});
   run([&]() -> asio::awaitable<void> {
     auto a = co_await connect(endpoint_);
     auto b = co_await connect(endpoint_);
     EXPECT_EQ((co_await send(a, "/healthz")).status, http::status::ok);
     EXPECT_EQ((co_await send(b, "/healthz")).status, http::status::ok);
+    // `a` has waited for its next request longest: the newcomer takes its place.
     auto c = co_await connect(endpoint_);
-    EXPECT_TRUE(closed_by_peer(co_await await_close(c)));
+    EXPECT_EQ((co_await send(c, "/healthz")).status, http::status::ok);
+    EXPECT_TRUE(closed_by_peer(co_await await_close(a)));
+    EXPECT_EQ((co_await send(b, "/healthz")).status, http::status::ok);
+    EXPECT_EQ(server_->connection_count(), 2u);
+    const auto metrics = co_await send(c, "/metrics");
+    EXPECT_NE(metrics.body.find("sluice_admin_connections_dropped_total{reason=\"shed\"} 1"),
+              std::string::npos)
+        << metrics.body;
+  });
+}
 
-    // A freed slot is usable again.
-    a.close();
-    co_await await_connections(1);
-    auto d = co_await connect(endpoint_);
-    EXPECT_EQ((co_await send(d, "/healthz")).status, http::status::ok);
+TEST_F(AdminServerTest, AFloodOfIdleAndSlowConnectionsDoesNotStarveProbes) {
+  start();  // the daemon's limits
+  run([&]() -> asio::awaitable<void> {
+    // 64 connections that never send, 64 that sent part of a request head and stall.
+    std::vector<beast::tcp_stream> flood;
+    for (int i = 0; i < 128; ++i) {
+      flood.push_back(co_await connect(endpoint_));
+      if (i % 2 == 1) {
+        const std::string part = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+        co_await asio::async_write(flood.back(), asio::buffer(part), asio::use_awaitable);
+      }
+    }
+    for (int i = 0; i < 25; ++i) {
+      auto probe = co_await connect(endpoint_);
+      const RequestOptions close_after{.keep_alive = false};
+      EXPECT_EQ((co_await send(probe, "/healthz", close_after)).status, http::status::ok) << i;
+    }
+    EXPECT_LE(server_->connection_count(), Limits{}.max_connections_per_address);
   });
 }
 

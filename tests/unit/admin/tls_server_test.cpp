@@ -462,8 +462,8 @@ TEST_F(AdminTlsTest, PlainHttpIsRefusedCountedLoggedWithALimitAndServingGoesOn) 
 }
 
 TEST_F(AdminTlsTest, ASilentClientTimesOutWhileAnotherIsServed) {
-  // The read timeout is long: only the handshake timeout can end the silent connection.
-  start(pki_.server_config(), Limits{.read_timeout = 60s, .handshake_timeout = 300ms});
+  // The request timeout is long: only the handshake timeout can end the silent connection.
+  start(pki_.server_config(), Limits{.handshake_timeout = 300ms, .request_timeout = 60s});
   const ClientOptions trusting{.ca_file = pki_.ca_file()};
   const auto ctx = client_context(trusting);
   run([&]() -> asio::awaitable<void> {
@@ -480,6 +480,28 @@ TEST_F(AdminTlsTest, ASilentClientTimesOutWhileAnotherIsServed) {
     EXPECT_EQ((co_await get(stream, "/status")).status, http::status::ok);
   });
   EXPECT_EQ(failures("timeout"), "1");
+}
+
+TEST_F(AdminTlsTest, ClientsThatNeverSendAClientHelloDoNotStarveProbes) {
+  start(pki_.server_config());  // the daemon's limits
+  const ClientOptions trusting{.ca_file = pki_.ca_file()};
+  const auto ctx = client_context(trusting);
+  run([&]() -> asio::awaitable<void> {
+    std::vector<beast::tcp_stream> silent;
+    for (int i = 0; i < 128; ++i)
+      silent.push_back(co_await connect_tcp(endpoint_));
+    for (int i = 0; i < 25; ++i) {
+      TlsStream probe(co_await asio::this_coro::executor, *ctx);
+      const auto ec = co_await connect_tls(probe, endpoint_);
+      EXPECT_FALSE(ec) << i << ": " << ec.message();
+      if (ec)
+        co_return;
+      EXPECT_EQ((co_await get(probe, "/healthz", false)).status, http::status::ok) << i;
+    }
+  });
+  // Shed connections are not handshake failures.
+  EXPECT_EQ(failures("timeout"), "0");
+  EXPECT_EQ(failures("other"), "0");
 }
 
 TEST_F(AdminTlsTest, GarbageInsteadOfAClientHelloIsCountedAndClosed) {
