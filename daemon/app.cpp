@@ -241,7 +241,9 @@ class App {
                               .dead_lettered = st.dead_lettered,
                               .dropped = st.dropped,
                               .stuck = st.stuck,
-                              .last_error = st.last_error});
+                              .last_error = st.last_error,
+                              .paused_until = st.paused_until,
+                              .buffer_persisting = st.buffer_persisting});
     }
     return report;
   }

@@ -227,6 +227,7 @@ asio::awaitable<void> SinkWorker::run() {
 
 asio::awaitable<void> SinkWorker::finish() {
   backoff_now_ = milliseconds{0};
+  paused_until_.reset();
   try {
     co_await sink_->close();
   } catch (const std::exception& e) {
@@ -253,9 +254,16 @@ asio::awaitable<void> SinkWorker::finish() {
   space_.cancel();
 }
 
-asio::awaitable<void> SinkWorker::backoff(milliseconds delay) {
+asio::awaitable<void> SinkWorker::backoff(milliseconds delay, bool server_pause) {
   backoff_now_ = delay;
   const auto until = SteadyClock::now() + delay;
+  if (server_pause) {
+    paused_until_ = wall_now() + delay;
+    log::warn("sink", "paused at the receiver's request; records stay queued",
+              {{"sink", name_},
+               {"seconds", std::to_string(std::chrono::ceil<std::chrono::seconds>(delay).count())},
+               {"queued", std::to_string(queue_.live_events())}});
+  }
   for (;;) {
     const auto limit = stopping_ ? std::min(until, deadline_) : until;
     if (SteadyClock::now() >= limit)
@@ -264,6 +272,7 @@ asio::awaitable<void> SinkWorker::backoff(milliseconds delay) {
     co_await backoff_timer_.async_wait(wait_token);
   }
   backoff_now_ = milliseconds{0};
+  paused_until_.reset();
 }
 
 asio::awaitable<void> SinkWorker::deliver_loop() {
@@ -278,7 +287,7 @@ asio::awaitable<void> SinkWorker::deliver_loop() {
       break;  // drained: nothing pending, and no batch out that could retry a record
     switch (step.kind) {
       case Kind::backoff:
-        co_await backoff(step.backoff);
+        co_await backoff(step.backoff, step.server_pause);
         break;
       case Kind::lanes:
         // Not on wake_: every offer() cancels that, and this wait should end once per batch.
@@ -412,6 +421,7 @@ SinkWorker::Stats SinkWorker::stats() const {
   s.dead_lettered = dead_lettered_;
   s.dropped = dropped_;
   s.backoff = backoff_now_;
+  s.paused_until = paused_until_;
   s.stuck = queue_.stuck(now(), options_.stuck_after);
   return s;
 }

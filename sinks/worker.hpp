@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -71,10 +72,15 @@ class SinkWorker {
     std::uint64_t dead_lettered = 0;
     std::uint64_t dropped = 0;
     std::chrono::milliseconds backoff{0};  // the backoff being waited now, 0 when not waiting
+    // Set while the sink waits because its server asked to (retry_after): until when.
+    std::optional<std::chrono::system_clock::time_point> paused_until;
     // Disk buffer only: every accepted record and the latest head are on disk (always true
     // for the memory buffer), and the corrupt records skipped when the spool was opened.
     bool spool_synced = true;
     std::uint64_t spool_corrupt = 0;
+    // False while the disk buffer cannot write (its last commit failed): offer() then treats
+    // the sink as full, so nothing is accepted that would live in memory only.
+    bool buffer_persisting = true;
   };
 
   // Opens and recovers the disk buffer if configured (blocking: start-up or reload); throws
@@ -118,7 +124,7 @@ class SinkWorker {
   boost::asio::awaitable<void> deliver_batch(DeliveryQueue::Batch batch);
   void lane_finished();
   boost::asio::awaitable<void> finish();
-  boost::asio::awaitable<void> backoff(std::chrono::milliseconds delay);
+  boost::asio::awaitable<void> backoff(std::chrono::milliseconds delay, bool server_pause);
   void drop_new(std::string_view reason);
   void push(Record record, std::uint64_t seq = 0);
   void advance_spool_head();
@@ -161,6 +167,7 @@ class SinkWorker {
   std::uint64_t dropped_ = 0;
   std::string last_error_;
   std::chrono::milliseconds backoff_now_{0};
+  std::optional<SystemClock::time_point> paused_until_;
 };
 
 // The `reason` label for sluice_sink_events_failed_total: a sink's reason up to its first ':'

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,10 @@ struct StatusReport {
     std::uint64_t dropped = 0;
     bool stuck = false;
     std::string last_error;
+    // Set while the sink sends nothing because its server asked for a pause (Retry-After).
+    std::optional<std::chrono::system_clock::time_point> paused_until;
+    // False while a disk buffer cannot write: the sink then accepts nothing new.
+    bool buffer_persisting = true;
   };
 
   std::string version;
@@ -49,7 +54,7 @@ struct StatusReport {
 };
 
 // The /status body: one JSON object with the members in the order declared above, `since` as
-// `YYYY-MM-DDTHH:MM:SSZ`.
+// `YYYY-MM-DDTHH:MM:SSZ`; a sink's `paused_until` is null when it is not paused.
 std::string to_json(const StatusReport& report);
 
 }  // namespace sluice::admin
