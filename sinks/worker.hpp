@@ -41,6 +41,10 @@
 // constructor re-queues the unacknowledged records of the previous run first, in order (limits
 // do not apply to them: they were accepted once already). Corrupt spool records are counted in
 // sluice_sink_events_failed_total{reason="corrupt"}, failed spool commits in reason="spool".
+// While the disk refuses writes (a commit failed and none has succeeded since), the sink accepts
+// nothing new: offer() answers as if the buffer were full (`block`: `full`; the drop policies
+// drop the new record, reason="disk_buffer"), so every accepted record but those of the failed
+// commit itself is on disk; Stats::unpersisted counts those.
 namespace sluice::sinks {
 
 // Injection points for tests; the defaults are the real clocks and randomness.
@@ -81,6 +85,9 @@ class SinkWorker {
     // False while the disk buffer cannot write (its last commit failed): offer() then treats
     // the sink as full, so nothing is accepted that would live in memory only.
     bool buffer_persisting = true;
+    // Queued records that would not survive the process ending now: all of them with a memory
+    // buffer; with a disk buffer, those not committed to disk yet.
+    std::size_t unpersisted = 0;
   };
 
   // Opens and recovers the disk buffer if configured (blocking: start-up or reload); throws
@@ -108,10 +115,13 @@ class SinkWorker {
   void start();
 
   // Stops accepting, delivers what is queued until the queue is empty or `deadline` (a backoff
-  // is cut short at the deadline; a deliver() already running is let finish: sinks bound their
-  // own calls), then closes the sink. What is left is logged with its count.
+  // that would end after the deadline ends the drain at once; a deliver() already running is
+  // let finish: the App bounds the process' shutdown as a whole), then closes the sink. What is
+  // left is logged with its count; stats().unpersisted tells what the process cannot keep.
+  // Completes once the worker has stopped; stopped() tells whether it has.
   boost::asio::awaitable<void> stop(std::chrono::steady_clock::time_point deadline);
 
+  bool stopped() const { return done_; }
   Stats stats() const;
   const std::string& name() const { return name_; }
 

@@ -44,6 +44,9 @@ struct StatusReport {
     std::optional<std::chrono::system_clock::time_point> paused_until;
     // False while a disk buffer cannot write: the sink then accepts nothing new.
     bool buffer_persisting = true;
+    // Queued records that a crash now would lose: all of them with a memory buffer, those
+    // not yet committed with a disk buffer.
+    std::uint64_t unpersisted = 0;
   };
 
   std::string version;
