@@ -274,10 +274,12 @@ asio::awaitable<void> SinkWorker::backoff(milliseconds delay, bool server_pause)
   const auto until = SteadyClock::now() + delay;
   if (server_pause) {
     paused_until_ = wall_now() + delay;
-    log::warn("sink", "paused at the receiver's request; records stay queued",
-              {{"sink", name_},
-               {"seconds", std::to_string(std::chrono::ceil<std::chrono::seconds>(delay).count())},
-               {"queued", std::to_string(queue_.live_events())}});
+    if (log_limiter_.allow())  // a receiver may ask for a short pause on every request
+      log::warn(
+          "sink", "paused at the receiver's request; records stay queued",
+          {{"sink", name_},
+           {"seconds", std::to_string(std::chrono::ceil<std::chrono::seconds>(delay).count())},
+           {"queued", std::to_string(queue_.live_events())}});
   }
   for (;;) {
     if (stopping_ && until > deadline_) {

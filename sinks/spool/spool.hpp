@@ -37,8 +37,9 @@
 //
 // A commit that fails (disk full, I/O error) keeps its records in memory and is retried every
 // second; the records are still delivered from memory meanwhile, and those acknowledged before
-// a commit could write them are never written. The worker's max_bytes/max_events still bound
-// them, so a full disk ends in the `when_full` policy, not in unbounded memory.
+// a commit could write them are never written. From a failed commit until one succeeds,
+// persisting() is false and the worker accepts nothing new (see sinks/worker.hpp), so the
+// records only in memory are those of the failed commit: unpersisted() counts them.
 namespace sluice::sinks::spool {
 
 class Spool {
