@@ -3,6 +3,8 @@
 #include <malloc.h>
 
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -41,6 +43,10 @@ namespace {
 // How long SIGTERM waits for queued events to be delivered before exiting anyway. Below
 // systemd's default TimeoutStopSec (90 s) so a drain never ends in SIGKILL.
 constexpr std::chrono::seconds kDrainGrace{20};
+// How long after the drain's deadline a sink may still be inside a deliver() (a receiver that
+// never answers, a 60 s timeout) before the process exits without it. The disk buffer keeps
+// such records; with a memory buffer they are counted as lost.
+constexpr std::chrono::seconds kCancelGrace{1};
 // How long the old connection of a URL-mode switch-over may take to answer its last ping.
 constexpr std::chrono::seconds kSwitchGrace{5};
 
@@ -205,7 +211,8 @@ class App {
     if (!client_->subscribed())
       return false;
     for (const auto& w : dispatcher_.current().workers) {
-      if (w->stats().stuck)
+      const auto st = w->stats();
+      if (st.stuck || !st.buffer_persisting)
         return false;
     }
     return true;
@@ -241,7 +248,10 @@ class App {
                               .dead_lettered = st.dead_lettered,
                               .dropped = st.dropped,
                               .stuck = st.stuck,
-                              .last_error = st.last_error});
+                              .last_error = st.last_error,
+                              .paused_until = st.paused_until,
+                              .buffer_persisting = st.buffer_persisting,
+                              .unpersisted = st.unpersisted});
     }
     return report;
   }
@@ -416,8 +426,16 @@ class App {
   }
 
   asio::awaitable<void> drain(std::shared_ptr<sinks::SinkWorker> worker) {
-    co_await worker->stop(Clock::now() + kDrainGrace);
+    co_await stop_worker(worker, Clock::now() + kDrainGrace);
     std::erase_if(draining_, [&](const DrainingSink& d) { return d.worker == worker; });
+  }
+
+  // Stops `worker`; during shutdown, what it could not keep counts toward the exit status.
+  asio::awaitable<void> stop_worker(std::shared_ptr<sinks::SinkWorker> worker,
+                                    Clock::time_point deadline) {
+    co_await worker->stop(deadline);
+    if (stopping_)
+      lost_at_stop_ += worker->stats().unpersisted;
   }
 
   // Runs `task` on the loop; shutdown() waits for every such task (draining sinks, closing
@@ -509,13 +527,49 @@ class App {
       retire_client(std::move(next_client_), false);
     client_->stop();
     co_await client_->stopped();
-    // Drain every sink concurrently against one deadline, with any still draining.
+    // Drain every sink concurrently against one deadline, with any still draining. A sink
+    // can be inside a deliver() that outlasts it (a request with a long timeout to a receiver
+    // that never answers): the drain is bounded by exiting without it (exit_now()).
     const auto deadline = Clock::now() + kDrainGrace;
+    hard_stop_.expires_at(deadline + kCancelGrace);
+    hard_stop_.async_wait([this](boost::system::error_code ec) {
+      if (!ec)
+        exit_now();
+    });
     for (auto& w : dispatcher_.current().workers)
-      in_background(w->stop(deadline));
+      in_background(stop_worker(w, deadline));
     while (background_ > 0)
       co_await background_done_.wait();
+    hard_stop_.cancel();
+    if (lost_at_stop_ > 0 && exit_code_ == kExitOk)
+      exit_code_ = kExitUndelivered;
     admin_->stop();
+  }
+
+  // The drain's deadline has passed with deliveries still in flight. They cannot be taken back
+  // from the sinks safely, so the process ends here; the kernel closes their connections.
+  // What each sink still holds is logged: kept when its disk buffer has it, lost otherwise.
+  [[noreturn]] void exit_now() {
+    std::uint64_t lost = lost_at_stop_;
+    auto report = [&](const sinks::SinkWorker& w) {
+      if (w.stopped())
+        return;  // already reported by its own stop
+      const auto st = w.stats();
+      lost += st.unpersisted;
+      log::error("sink", "drain deadline passed with a delivery in flight; exiting without it",
+                 {{"sink", w.name()},
+                  {"records", std::to_string(st.queued_events)},
+                  {"lost", std::to_string(st.unpersisted)}});
+    };
+    for (const auto& w : dispatcher_.current().workers)
+      report(*w);
+    for (const auto& d : draining_)
+      report(*d.worker);
+    const int code = exit_code_ != kExitOk ? exit_code_ : lost > 0 ? kExitUndelivered : kExitOk;
+    log::info("app", "stopped", {{"exit_code", std::to_string(code)}});
+    std::fflush(stderr);
+    // Not exit(): destructors would tear down sinks whose deliver() is still suspended.
+    std::_Exit(code);
   }
 
   Options options_;
@@ -540,6 +594,8 @@ class App {
   std::string last_reload_error_;
   bool stopping_ = false;
   int exit_code_ = kExitOk;
+  asio::steady_timer hard_stop_{io_};  // ends a drain that outlives its deadline
+  std::uint64_t lost_at_stop_ = 0;     // records the stopped sinks could not keep
 };
 
 }  // namespace

@@ -15,6 +15,8 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitInvalidConfig = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitRuntime = 3;
+// Stopped, but some records could not be delivered or kept in a disk buffer (memory buffers).
+inline constexpr int kExitUndelivered = 4;
 
 struct Options {
   std::string config_path;

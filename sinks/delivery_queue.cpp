@@ -89,8 +89,9 @@ std::size_t DeliveryQueue::pending_up_to(std::size_t limit) const {
 
 DeliveryQueue::Step DeliveryQueue::next_step(SteadyTime now, bool draining) {
   if (backoff_) {  // nothing new goes out until the pause is over
-    const Step step{Step::Kind::backoff, *backoff_, {}};
+    const Step step{Step::Kind::backoff, *backoff_, {}, backoff_server_};
     backoff_.reset();
+    backoff_server_ = false;
     return step;
   }
   if (lanes_ == shape_.max_in_flight)
@@ -120,6 +121,7 @@ DeliveryQueue::Batch DeliveryQueue::take_batch(SteadyTime now, WallTime wall) {
     e.state = State::in_flight;
     if (!e.first_attempt) {
       e.first_attempt = now;
+      e.paused_before = paused_;
       e.first_attempt_wall = wall;
     }
     ++e.attempts;
@@ -136,6 +138,7 @@ DeliveryQueue::Batch DeliveryQueue::take_batch(SteadyTime now, WallTime wall) {
 DeliveryQueue::Verdict DeliveryQueue::complete(Batch& batch, std::span<const Result> results,
                                                SteadyTime now) {
   Verdict verdict;
+  verdict.decided_at = now;
   verdict.fates.assign(batch.positions.size(), Fate::acknowledge);
   for (std::size_t k = 0; k < batch.positions.size(); ++k) {
     const Entry& e = at(batch.positions[k]);
@@ -146,7 +149,7 @@ DeliveryQueue::Verdict DeliveryQueue::complete(Batch& batch, std::span<const Res
     if (r.outcome == Outcome::failed) {
       reason = r.reason;
     } else {
-      const auto d = policy_.next(e.attempts - 1, now - *e.first_attempt, r.retry_after);
+      const auto d = policy_.next(e.attempts - 1, failing_for(e, now), r.retry_after);
       if (d.give_up) {
         reason = "retries exhausted: " + r.reason;
       } else {
@@ -154,9 +157,10 @@ DeliveryQueue::Verdict DeliveryQueue::complete(Batch& batch, std::span<const Res
         ++verdict.retried;
         if (!verdict.backoff) {
           verdict.backoff = d.delay;
-        } else if (r.retry_after) {
+        } else if (d.server_pause) {
           verdict.backoff = std::max(*verdict.backoff, d.delay);
         }
+        verdict.server_pause = verdict.server_pause || d.server_pause;
         continue;
       }
     }
@@ -180,9 +184,28 @@ void DeliveryQueue::settle(Batch batch, const Verdict& verdict) {
     }
   }
   pop_done();
-  if (verdict.backoff)
+  if (verdict.backoff) {
     backoff_ = std::max(backoff_.value_or(milliseconds{0}), *verdict.backoff);
+    backoff_server_ = backoff_server_ || verdict.server_pause;
+  }
+  if (verdict.server_pause && verdict.backoff) {
+    // Only the part not already covered by an earlier pause is added, so two batches that
+    // hear the same Retry-After do not count it twice.
+    const auto end = verdict.decided_at + *verdict.backoff;
+    if (end > pause_end_) {
+      paused_ += end - std::max(verdict.decided_at, pause_end_);
+      pause_end_ = end;
+    }
+  }
   --lanes_;
+}
+
+std::chrono::steady_clock::duration DeliveryQueue::failing_for(const Entry& entry,
+                                                               SteadyTime now) const {
+  if (!entry.first_attempt)
+    return {};
+  const auto failing = (now - *entry.first_attempt) - (paused_ - entry.paused_before);
+  return std::max(failing, std::chrono::steady_clock::duration::zero());
 }
 
 void DeliveryQueue::abandon_lane() {
@@ -216,7 +239,7 @@ bool DeliveryQueue::stuck(SteadyTime now, std::chrono::steady_clock::duration st
   const Entry& front = queue_.front();
   if (now - front.enqueued > stuck_after)
     return true;
-  return front.first_attempt && now - *front.first_attempt >= policy_.config().max_elapsed;
+  return front.first_attempt && failing_for(front, now) >= policy_.config().max_elapsed;
 }
 
 }  // namespace sluice::sinks

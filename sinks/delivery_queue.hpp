@@ -22,8 +22,10 @@
 // in queue order, up to the sink's max_batch(), in up to max_in_flight() batches at once,
 // lingering up to max_wait() to fill a batch) and the fate of every record of a finished batch:
 // ok is acknowledged, retry goes back to pending (ahead of the records behind it) after a
-// backoff, failed and retries past `retry.max_elapsed` are dead-lettered. Records leave the
-// front in queue order, so the disk spool's head only moves over an acknowledged prefix.
+// backoff, failed and retries past `retry.max_elapsed` are dead-lettered. A retry_after from
+// the server pauses the whole sink for that long (nothing is sent; the queue fills and
+// `when_full` applies), and the pauses do not count against a record's max_elapsed. Records leave
+// the front in queue order, so the disk spool's head only moves over an acknowledged prefix.
 //
 // A batch takes its records out of the queue for the attempt (moved, never copied) and gives
 // the retried ones back; the entries stay in place, in flight, so positions stay valid while
@@ -60,6 +62,7 @@ class DeliveryQueue {
     Kind kind = Kind::idle;
     std::chrono::milliseconds backoff{0};
     SteadyTime until{};
+    bool server_pause = false;  // backoff: the server asked for this wait (retry_after)
   };
 
   // The records handed to the sink for one attempt, in queue order. The caller keeps it for
@@ -79,6 +82,8 @@ class DeliveryQueue {
     // The batch's backoff: the head-most retry's jittered delay (taking the largest of all
     // would defeat the jitter), raised to any longer delay a server asked for.
     std::optional<std::chrono::milliseconds> backoff;
+    bool server_pause = false;  // a server asked for the backoff (retry_after)
+    SteadyTime decided_at{};    // when complete() ran: a server pause starts there
   };
 
   // The shape is one record, one batch at a time, until set_shape().
@@ -126,7 +131,7 @@ class DeliveryQueue {
   std::size_t in_flight_events() const { return in_flight_events_; }
   std::uint64_t in_flight_bytes() const { return in_flight_bytes_; }
   std::size_t lanes() const { return lanes_; }  // batches out now
-  // The oldest record waited longer than `stuck_after`, or is retried past max_elapsed.
+  // The oldest record waited longer than `stuck_after`, or has been failing past max_elapsed.
   bool stuck(SteadyTime now, std::chrono::steady_clock::duration stuck_after) const;
 
  private:
@@ -138,6 +143,7 @@ class DeliveryQueue {
     std::uint64_t bytes = 0;
     SteadyTime enqueued{};
     std::optional<SteadyTime> first_attempt;
+    std::chrono::steady_clock::duration paused_before{};  // paused_ at the first attempt
     WallTime first_attempt_wall{};
     WallTime last_attempt_wall{};
     std::uint32_t attempts = 0;
@@ -151,6 +157,9 @@ class DeliveryQueue {
   std::size_t pending_up_to(std::size_t limit) const;
   void release(Entry& entry);  // leaves the live count: acknowledged, dead-lettered or evicted
   void pop_done();
+  // How long `entry` has been failing at `now`: since its first attempt, minus the server
+  // pauses granted since.
+  std::chrono::steady_clock::duration failing_for(const Entry& entry, SteadyTime now) const;
 
   config::BufferConfig limits_;
   Shape shape_;
@@ -165,7 +174,11 @@ class DeliveryQueue {
   std::uint64_t blocked_bytes_ = 0;  // size of the record admit() last refused with `full`
   std::size_t lanes_ = 0;
   std::optional<std::chrono::milliseconds> backoff_;  // asked for by a retried batch
-  SteadyTime linger_until_{};                         // unset: not lingering
+  bool backoff_server_ = false;                       // ... by a server (retry_after)
+  // Server pauses granted so far, overlapping ones counted once, and when the last one ends.
+  std::chrono::steady_clock::duration paused_{};
+  SteadyTime pause_end_{};
+  SteadyTime linger_until_{};  // unset: not lingering
 };
 
 }  // namespace sluice::sinks

@@ -40,19 +40,13 @@ RetryPolicy::Decision RetryPolicy::next(std::uint32_t retries,
   const auto top = ceiling(retries);
   d.delay = milliseconds{
       static_cast<milliseconds::rep>(std::floor(r * static_cast<double>(top.count())))};
-  if (retry_after && *retry_after > d.delay)
-    d.delay = *retry_after;
-
-  // Round the remaining budget up so the last attempt lands at (not just before) the limit.
-  const auto remaining = std::chrono::ceil<milliseconds>(config_.max_elapsed - elapsed);
-  if (d.delay > remaining) {
-    if (retry_after && *retry_after > remaining) {
-      d.give_up = true;
-      d.delay = milliseconds{0};
-      return d;
-    }
-    d.delay = remaining;
+  if (retry_after && *retry_after > d.delay) {
+    d.delay = std::max(d.delay, std::min(*retry_after, kMaxServerPause));
+    d.server_pause = true;
+    return d;
   }
+  // Round the remaining budget up so the last attempt lands at (not just before) the limit.
+  d.delay = std::min(d.delay, std::chrono::ceil<milliseconds>(config_.max_elapsed - elapsed));
   return d;
 }
 

@@ -75,7 +75,12 @@ void SinkWorker::open_spool(BlockingPool& pool) {
   o.on_error = [this](std::string_view reason) {
     count_failure("spool");
     last_error_ = "disk buffer: " + std::string(reason);
-    log_failure("disk buffer commit failed; records kept in memory, retrying", reason, 0);
+    log_failure("disk buffer commit failed; no new records accepted until it writes again", reason,
+                spool_ ? spool_->unpersisted() : 0);
+  };
+  o.on_recovered = [this] {
+    log::info("sink", "disk buffer writes again; accepting records", {{"sink", name_}});
+    space_.cancel();
   };
   spool_ = std::make_unique<spool::Spool>(loop_, pool, std::move(o));
   if (const auto corrupt = spool_->corrupt(); corrupt > 0) {
@@ -122,6 +127,15 @@ SinkWorker::Accept SinkWorker::offer(Record record) {
     drop_new("stopped");
     return Accept::dropped;
   }
+  if (spool_ && !spool_->persisting()) {
+    // The disk refuses writes: a record taken now would live in memory only, and the disk
+    // buffer promises that what it accepts survives a crash. So the sink is full until a
+    // commit succeeds again, and `when_full` decides (evicting older records would not help).
+    if (buffer_.when_full == config::BufferConfig::WhenFull::block)
+      return Accept::full;
+    drop_new("disk_buffer");
+    return Accept::dropped;
+  }
   const auto admitted = queue_.admit(record.bytes());
   switch (admitted.admission) {
     case DeliveryQueue::Admission::full:
@@ -152,7 +166,8 @@ void SinkWorker::push(Record record, std::uint64_t seq) {
 }
 
 asio::awaitable<void> SinkWorker::wait_for_space() {
-  while (!stopping_ && !done_ && !queue_.has_room_for_blocked()) {
+  while (!stopping_ && !done_ &&
+         (!queue_.has_room_for_blocked() || (spool_ && !spool_->persisting()))) {
     co_await space_.async_wait(wait_token);
   }
 }
@@ -227,6 +242,7 @@ asio::awaitable<void> SinkWorker::run() {
 
 asio::awaitable<void> SinkWorker::finish() {
   backoff_now_ = milliseconds{0};
+  paused_until_.reset();
   try {
     co_await sink_->close();
   } catch (const std::exception& e) {
@@ -253,17 +269,32 @@ asio::awaitable<void> SinkWorker::finish() {
   space_.cancel();
 }
 
-asio::awaitable<void> SinkWorker::backoff(milliseconds delay) {
+asio::awaitable<void> SinkWorker::backoff(milliseconds delay, bool server_pause) {
   backoff_now_ = delay;
   const auto until = SteadyClock::now() + delay;
+  if (server_pause) {
+    paused_until_ = wall_now() + delay;
+    if (log_limiter_.allow())  // a receiver may ask for a short pause on every request
+      log::warn(
+          "sink", "paused at the receiver's request; records stay queued",
+          {{"sink", name_},
+           {"seconds", std::to_string(std::chrono::ceil<std::chrono::seconds>(delay).count())},
+           {"queued", std::to_string(queue_.live_events())}});
+  }
   for (;;) {
-    const auto limit = stopping_ ? std::min(until, deadline_) : until;
-    if (SteadyClock::now() >= limit)
+    if (stopping_ && until > deadline_) {
+      // Nothing can be sent again before the drain's deadline: the drain ends now rather
+      // than idling until then.
+      deadline_ = std::min(deadline_, SteadyClock::now());
       break;
-    backoff_timer_.expires_at(limit);
-    co_await backoff_timer_.async_wait(wait_token);
+    }
+    if (SteadyClock::now() >= until)
+      break;
+    backoff_timer_.expires_at(until);
+    co_await backoff_timer_.async_wait(wait_token);  // stop() cancels it to re-check
   }
   backoff_now_ = milliseconds{0};
+  paused_until_.reset();
 }
 
 asio::awaitable<void> SinkWorker::deliver_loop() {
@@ -278,7 +309,7 @@ asio::awaitable<void> SinkWorker::deliver_loop() {
       break;  // drained: nothing pending, and no batch out that could retry a record
     switch (step.kind) {
       case Kind::backoff:
-        co_await backoff(step.backoff);
+        co_await backoff(step.backoff, step.server_pause);
         break;
       case Kind::lanes:
         // Not on wake_: every offer() cancels that, and this wait should end once per batch.
@@ -402,16 +433,20 @@ SinkWorker::Stats SinkWorker::stats() const {
   s.queued_bytes = queue_.live_bytes();
   s.sent = sent_;
   s.failed = dead_lettered_ + dropped_;
+  s.unpersisted = queue_.live_events();
   if (spool_) {
     s.spool_synced = spool_->synced();
     s.spool_corrupt = spool_->corrupt();
     s.failed += s.spool_corrupt;
+    s.buffer_persisting = spool_->persisting();
+    s.unpersisted = std::min(s.unpersisted, spool_->unpersisted());
   }
   s.last_error = last_error_;
   s.retries = retries_;
   s.dead_lettered = dead_lettered_;
   s.dropped = dropped_;
   s.backoff = backoff_now_;
+  s.paused_until = paused_until_;
   s.stuck = queue_.stuck(now(), options_.stuck_after);
   return s;
 }

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -40,6 +41,10 @@
 // constructor re-queues the unacknowledged records of the previous run first, in order (limits
 // do not apply to them: they were accepted once already). Corrupt spool records are counted in
 // sluice_sink_events_failed_total{reason="corrupt"}, failed spool commits in reason="spool".
+// While the disk refuses writes (a commit failed and none has succeeded since), the sink accepts
+// nothing new: offer() answers as if the buffer were full (`block`: `full`; the drop policies
+// drop the new record, reason="disk_buffer"), so every accepted record but those of the failed
+// commit itself is on disk; Stats::unpersisted counts those.
 namespace sluice::sinks {
 
 // Injection points for tests; the defaults are the real clocks and randomness.
@@ -71,10 +76,18 @@ class SinkWorker {
     std::uint64_t dead_lettered = 0;
     std::uint64_t dropped = 0;
     std::chrono::milliseconds backoff{0};  // the backoff being waited now, 0 when not waiting
+    // Set while the sink waits because its server asked to (retry_after): until when.
+    std::optional<std::chrono::system_clock::time_point> paused_until;
     // Disk buffer only: every accepted record and the latest head are on disk (always true
     // for the memory buffer), and the corrupt records skipped when the spool was opened.
     bool spool_synced = true;
     std::uint64_t spool_corrupt = 0;
+    // False while the disk buffer cannot write (its last commit failed): offer() then treats
+    // the sink as full, so nothing is accepted that would live in memory only.
+    bool buffer_persisting = true;
+    // Queued records that would not survive the process ending now: all of them with a memory
+    // buffer; with a disk buffer, those not committed to disk yet.
+    std::size_t unpersisted = 0;
   };
 
   // Opens and recovers the disk buffer if configured (blocking: start-up or reload); throws
@@ -102,10 +115,13 @@ class SinkWorker {
   void start();
 
   // Stops accepting, delivers what is queued until the queue is empty or `deadline` (a backoff
-  // is cut short at the deadline; a deliver() already running is let finish: sinks bound their
-  // own calls), then closes the sink. What is left is logged with its count.
+  // that would end after the deadline ends the drain at once; a deliver() already running is
+  // let finish: the App bounds the process' shutdown as a whole), then closes the sink. What is
+  // left is logged with its count; stats().unpersisted tells what the process cannot keep.
+  // Completes once the worker has stopped; stopped() tells whether it has.
   boost::asio::awaitable<void> stop(std::chrono::steady_clock::time_point deadline);
 
+  bool stopped() const { return done_; }
   Stats stats() const;
   const std::string& name() const { return name_; }
 
@@ -118,7 +134,7 @@ class SinkWorker {
   boost::asio::awaitable<void> deliver_batch(DeliveryQueue::Batch batch);
   void lane_finished();
   boost::asio::awaitable<void> finish();
-  boost::asio::awaitable<void> backoff(std::chrono::milliseconds delay);
+  boost::asio::awaitable<void> backoff(std::chrono::milliseconds delay, bool server_pause);
   void drop_new(std::string_view reason);
   void push(Record record, std::uint64_t seq = 0);
   void advance_spool_head();
@@ -161,6 +177,7 @@ class SinkWorker {
   std::uint64_t dropped_ = 0;
   std::string last_error_;
   std::chrono::milliseconds backoff_now_{0};
+  std::optional<SystemClock::time_point> paused_until_;
 };
 
 // The `reason` label for sluice_sink_events_failed_total: a sink's reason up to its first ':'

@@ -44,7 +44,11 @@ json::object sink_json(const StatusReport::Sink& s) {
           {"dead_lettered", s.dead_lettered},
           {"dropped", s.dropped},
           {"stuck", s.stuck},
-          {"last_error", s.last_error}};
+          {"last_error", s.last_error},
+          {"paused", s.paused_until.has_value()},
+          {"paused_until", s.paused_until ? json::value(iso_time(*s.paused_until)) : json::value()},
+          {"buffer_persisting", s.buffer_persisting},
+          {"unpersisted", s.unpersisted}};
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,13 @@ struct StatusReport {
     std::uint64_t dropped = 0;
     bool stuck = false;
     std::string last_error;
+    // Set while the sink sends nothing because its server asked for a pause (Retry-After).
+    std::optional<std::chrono::system_clock::time_point> paused_until;
+    // False while a disk buffer cannot write: the sink then accepts nothing new.
+    bool buffer_persisting = true;
+    // Queued records that a crash now would lose: all of them with a memory buffer, those
+    // not yet committed with a disk buffer.
+    std::uint64_t unpersisted = 0;
   };
 
   std::string version;
@@ -49,7 +57,7 @@ struct StatusReport {
 };
 
 // The /status body: one JSON object with the members in the order declared above, `since` as
-// `YYYY-MM-DDTHH:MM:SSZ`.
+// `YYYY-MM-DDTHH:MM:SSZ`; a sink's `paused_until` is null when it is not paused.
 std::string to_json(const StatusReport& report);
 
 }  // namespace sluice::admin

@@ -148,15 +148,20 @@ asio::awaitable<void> Spool::commit_loop() {
       b.segments = log->segment_count();
     };
     in_commit_ = true;
+    committing_frames_ = batch->frames.size();
     co_await pool_.run(std::move(job));
     in_commit_ = false;
+    committing_frames_ = 0;
     ++commits_;
     segments_ = batch->segments;
     if (!batch->ec) {
       durable_head_ = batch->head;
       unsynced_ = false;
+      if (std::exchange(failing_, false) && options_.on_recovered)
+        options_.on_recovered();
       continue;
     }
+    failing_ = true;
     // Frames that reached the files are not appended again; the others go back in front.
     std::size_t written_bytes = 0;
     for (std::size_t i = 0; i < batch->written; ++i)

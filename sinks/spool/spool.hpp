@@ -37,8 +37,9 @@
 //
 // A commit that fails (disk full, I/O error) keeps its records in memory and is retried every
 // second; the records are still delivered from memory meanwhile, and those acknowledged before
-// a commit could write them are never written. The worker's max_bytes/max_events still bound
-// them, so a full disk ends in the `when_full` policy, not in unbounded memory.
+// a commit could write them are never written. From a failed commit until one succeeds,
+// persisting() is false and the worker accepts nothing new (see sinks/worker.hpp), so the
+// records only in memory are those of the failed commit: unpersisted() counts them.
 namespace sluice::sinks::spool {
 
 class Spool {
@@ -49,6 +50,8 @@ class Spool {
     std::chrono::milliseconds commit_interval{10};
     // Called on the loop when a commit fails, with a short reason ("write: …", "fsync: …").
     std::function<void(std::string_view reason)> on_error;
+    // Called on the loop when a commit succeeds after one failed: the disk takes writes again.
+    std::function<void()> on_recovered;
   };
 
   // Opens and recovers the directory; blocking, so call it at start-up (or reload), not on the
@@ -72,6 +75,11 @@ class Spool {
 
   // True when every appended record and the latest head are on disk (nothing left to commit).
   bool synced() const { return !in_commit_ && !has_work(); }
+  // Appended records not known to be on disk yet (waiting for a commit, or in one that has not
+  // finished), acknowledged ones included until a commit drops them.
+  std::size_t unpersisted() const { return pending_frames_.size() + committing_frames_; }
+  // False from a failed commit until the next one succeeds: the disk refuses writes.
+  bool persisting() const { return !failing_; }
   std::uint64_t commits() const { return commits_; }
   std::size_t segment_count() const { return segments_; }  // as of the last commit
 
@@ -99,7 +107,9 @@ class Spool {
   std::uint64_t next_seq_ = 0;
   std::uint64_t head_ = 0;
   std::uint64_t durable_head_ = 0;
-  bool unsynced_ = false;  // a commit wrote bytes but its fdatasync failed
+  bool unsynced_ = false;              // a commit wrote bytes but its fdatasync failed
+  bool failing_ = false;               // the last commit failed
+  std::size_t committing_frames_ = 0;  // frames of the commit running now
 
   boost::asio::steady_timer timer_;  // spacing between commits, retry delay
   boost::asio::steady_timer idle_;   // never expires; cancelled when the committer ends

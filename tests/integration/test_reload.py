@@ -4,6 +4,7 @@ invalid file changes nothing; gap markers tell consumers about a window that may
 
 import os
 import signal
+import socket
 import threading
 import time
 import unittest
@@ -344,9 +345,61 @@ class ShutdownTest(IntegrationTest):
             order(emu, i + 1)
         wait_for(lambda: s.metric("sluice_events_routed_total", route="orders") == 3, 10,
                  "the buffer full and the reader blocked")
-        self.assertEqual(s.stop(timeout=40), 0, self.dump_on_failure(s))
+        # The memory buffer cannot keep what is left: lost, so the exit status is 4.
+        self.assertEqual(s.stop(timeout=40), 4, self.dump_on_failure(s))
         self.assertTrue(any(r.get("msg") == "stopped with undelivered records" for r in s.logs()),
                         self.dump_on_failure(s))
+
+    def test_sigterm_with_a_receiver_that_never_answers_is_bounded(self):
+        """A receiver accepts the connection, reads the request and never answers; the sink's
+        timeout (60 s) is longer than the drain. SIGTERM must still end the process within the
+        drain's bound, naming the sink and what it could not deliver."""
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        self.addCleanup(listener.close)
+        held = []
+        got_request = threading.Event()
+
+        def accept():
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                held.append(conn)
+                if conn.recv(65536):
+                    got_request.set()
+
+        threading.Thread(target=accept, daemon=True).start()
+        self.addCleanup(lambda: [c.close() for c in held])
+        emu = self.start_emulator()
+        out = os.path.join(self.dir, "out")
+        hook = f'''  hook:
+    type: webhook
+    url: http://127.0.0.1:{listener.getsockname()[1]}/hook
+    timeout: 60s
+    concurrency: 1
+'''
+        routes = f"""
+  - name: orders
+    channels: [{ORDERS}]
+    sinks: [hook]
+"""
+        s = self.start_sluice(config(emu, out, routes, extra_sinks=hook))
+        s.wait_ready()
+        for i in range(3):
+            order(emu, i + 1)
+        self.assertTrue(got_request.wait(20), "the request reached the receiver")
+        wait_for(lambda: s.metric("sluice_sink_queue_events", sink="hook") == 3, 10,
+                 "three records queued, one in flight")
+        started = time.monotonic()
+        code = s.stop(timeout=60)
+        elapsed = time.monotonic() - started
+        self.assertLess(elapsed, 30, self.dump_on_failure(s))
+        self.assertEqual(code, 4, self.dump_on_failure(s))
+        self.assertTrue(any(r.get("sink") == "hook" and r.get("records") == "3" and
+                            r.get("lost") == "3" for r in s.logs()), self.dump_on_failure(s))
 
 
 class GapMarkerTest(IntegrationTest):

@@ -25,17 +25,21 @@ TEST(StatusTest, RendersEveryFieldInOrder) {
       .last_error = "",
       .channels = {"a", "b"}};
   report.config = {.path = "/etc/sluice/routes.yaml", .reloads = 2, .last_reload_error = ""};
-  report.sinks.push_back({.name = "orders",
-                          .type = "kafka",
-                          .queued_events = 4,
-                          .queued_bytes = 512,
-                          .sent = 10,
-                          .failed = 2,
-                          .retries = 5,
-                          .dead_lettered = 1,
-                          .dropped = 1,
-                          .stuck = true,
-                          .last_error = "broker down"});
+  report.sinks.push_back(
+      {.name = "orders",
+       .type = "kafka",
+       .queued_events = 4,
+       .queued_bytes = 512,
+       .sent = 10,
+       .failed = 2,
+       .retries = 5,
+       .dead_lettered = 1,
+       .dropped = 1,
+       .stuck = true,
+       .last_error = "broker down",
+       .paused_until = std::chrono::sys_days{std::chrono::year{2026} / 11 / 22} + 11h,
+       .buffer_persisting = false,
+       .unpersisted = 3});
   report.sinks.emplace_back();
   report.sinks.back().name = "audit";
   report.sinks.back().type = "file";
@@ -47,9 +51,11 @@ TEST(StatusTest, RendersEveryFieldInOrder) {
       R"("connects":3,"last_error":"","channels":["a","b"]},"config":{"path":)"
       R"("/etc/sluice/routes.yaml","reloads":2,"last_reload_error":""},"sinks":[{"name":)"
       R"("orders","type":"kafka","queued_events":4,"queued_bytes":512,"sent":10,"failed":2,)"
-      R"("retries":5,"dead_lettered":1,"dropped":1,"stuck":true,"last_error":"broker down"},)"
+      R"("retries":5,"dead_lettered":1,"dropped":1,"stuck":true,"last_error":"broker down",)"
+      R"("paused":true,"paused_until":"2026-11-22T11:00:00Z","buffer_persisting":false,"unpersisted":3},)"
       R"({"name":"audit","type":"file","queued_events":0,"queued_bytes":0,"sent":0,"failed":0,)"
-      R"("retries":0,"dead_lettered":0,"dropped":0,"stuck":false,"last_error":""}]})");
+      R"("retries":0,"dead_lettered":0,"dropped":0,"stuck":false,"last_error":"","paused":false,)"
+      R"("paused_until":null,"buffer_persisting":true,"unpersisted":0}]})");
 }
 
 TEST(StatusTest, EscapesStringsAndKeepsEmptyLists) {

@@ -371,5 +371,47 @@ TEST_F(DeliveryQueueTest, StuckWhenTheOldestWaitsTooLongOrIsRetriedPastMaxElapse
   EXPECT_TRUE(queue->stuck(t0 + 10s, 24h));
 }
 
+TEST_F(DeliveryQueueTest, AServerPauseHoldsTheSinkAndDoesNotCountAgainstMaxElapsed) {
+  retry_config.max_elapsed = 10s;
+  make();
+  offer(0);
+  offer(1);
+  auto verdict = finish(send(), {retry("http_503", std::chrono::milliseconds{3600s})});
+  EXPECT_TRUE(verdict.dead.empty());
+  EXPECT_TRUE(verdict.server_pause);
+  ASSERT_TRUE(verdict.backoff);
+  EXPECT_EQ(*verdict.backoff, 3600s);  // waited in full, though far past max_elapsed
+  auto step = queue->next_step(t0, false);
+  EXPECT_EQ(step.kind, Kind::backoff);
+  EXPECT_TRUE(step.server_pause);
+  EXPECT_EQ(step.backoff, 3600s);
+  // After the pause the record has been failing for ~0 s, not an hour: it is retried.
+  verdict = finish(send(3600s), {retry("http_503")}, 3605s);
+  EXPECT_TRUE(verdict.dead.empty());
+  EXPECT_FALSE(verdict.server_pause);
+  EXPECT_FALSE(queue->stuck(t0 + 3605s, 2h));
+  EXPECT_EQ(queue->next_step(t0 + 3605s, false).kind, Kind::backoff);
+  // Failing (not paused) for 10 s: dead-lettered.
+  verdict = finish(send(3605s), {retry("http_503")}, 3611s);
+  ASSERT_EQ(verdict.dead.size(), 1u);
+  EXPECT_EQ(verdict.dead[0].reason, "retries exhausted: http_503");
+}
+
+TEST_F(DeliveryQueueTest, OverlappingServerPausesAreCountedOnce) {
+  retry_config.max_elapsed = 10s;
+  make({.max_batch = 1, .max_in_flight = 2});
+  offer(0);
+  offer(1);
+  auto first = send();
+  auto second = send();
+  // Both batches hear the same hour-long pause; the records' budgets must not gain two hours.
+  finish(std::move(first), {retry("http_503", std::chrono::milliseconds{3600s})});
+  finish(std::move(second), {retry("http_503", std::chrono::milliseconds{3600s})});
+  EXPECT_EQ(queue->next_step(t0, false).kind, Kind::backoff);
+  auto again = send(3600s);
+  const auto verdict = finish(std::move(again), {retry("http_503")}, 3611s);
+  ASSERT_EQ(verdict.dead.size(), 1u);  // failing for 11 s outside the pause
+}
+
 }  // namespace
 }  // namespace sluice::sinks

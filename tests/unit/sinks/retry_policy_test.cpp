@@ -59,12 +59,24 @@ TEST(RetryPolicy, LastDelayEndsAtMaxElapsed) {
   EXPECT_EQ(d.delay, 3s);
 }
 
-TEST(RetryPolicy, RetryAfterBeyondTheBudgetGivesUp) {
+TEST(RetryPolicy, RetryAfterBeyondTheBudgetIsWaitedInFull) {
+  // A server's wait is a pause, not a failure: it is neither cut to the budget nor a reason to
+  // give up (the caller leaves it out of `elapsed`).
   RetryPolicy p(retry(1000ms, 60s, 10min), [] { return 0.0; });
-  EXPECT_TRUE(p.next(0, 9min, 2min).give_up);
-  const auto d = p.next(0, 9min, 1min);
+  auto d = p.next(0, 9min, 2min);
   EXPECT_FALSE(d.give_up);
-  EXPECT_EQ(d.delay, 1min);
+  EXPECT_EQ(d.delay, 2min);
+  d = p.next(0, 9min, 1h);
+  EXPECT_FALSE(d.give_up);
+  EXPECT_EQ(d.delay, 1h);
+  EXPECT_TRUE(p.next(0, 10min, 1s).give_up);  // failing for max_elapsed: given up
+}
+
+TEST(RetryPolicy, RetryAfterIsCappedAtTheLongestServerPause) {
+  RetryPolicy p(retry(1000ms, 60s, 10min), [] { return 0.0; });
+  const auto d = p.next(0, 0s, std::chrono::hours{24 * 365});
+  EXPECT_FALSE(d.give_up);
+  EXPECT_EQ(d.delay, RetryPolicy::kMaxServerPause);
 }
 
 TEST(RetryPolicy, DefaultRandomStaysWithinTheCeiling) {

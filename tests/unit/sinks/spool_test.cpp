@@ -14,6 +14,8 @@
 #include <thread>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -560,6 +562,96 @@ TEST_F(DiskWorkerTest, CorruptRecordIsCountedAndTheRestDelivered) {
   worker->start();
   ASSERT_TRUE(run_until(*ctx, [&] { return worker->stats().sent == 3; }));
   EXPECT_EQ(sink->delivered, (std::vector<std::string>{payload(0), payload(1), payload(3)}));
+  stop();
+}
+
+// A disk that refuses writes (RLIMIT_FSIZE: EFBIG, as a full disk gives ENOSPC): the sink says
+// so and stops accepting, so what it accepted is on disk but for the records of the failed
+// commit, which it counts; once a commit succeeds again it accepts again.
+TEST_F(DiskWorkerTest, ADiskThatRefusesWritesStopsAcceptingUntilItWritesAgain) {
+  config.buffer.when_full = config::BufferConfig::WhenFull::block;
+  make();  // not started: nothing is delivered, everything stays in the disk buffer
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(offer(i), SinkWorker::Accept::queued);
+  ASSERT_TRUE(run_until(*ctx, [&] { return worker->stats().spool_synced; }));
+  const auto first = segments(dir / "s").at(0);
+
+  struct sigaction ignore {};
+  struct sigaction previous {};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &previous), 0);
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  rlimit limited = saved;
+  limited.rlim_cur = static_cast<rlim_t>(fs::file_size(first));
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limited), 0);
+
+  // Accepted before the disk said no: they are the failed commit's records.
+  ASSERT_EQ(offer(3), SinkWorker::Accept::queued);
+  ASSERT_EQ(offer(4), SinkWorker::Accept::queued);
+  const bool refused = run_until(*ctx, [&] { return !worker->stats().buffer_persisting; });
+  const auto during = worker->stats();
+  const auto answer = offer(5);
+  bool woke = false;
+  asio::co_spawn(
+      *ctx,
+      [&]() -> asio::awaitable<void> {
+        co_await worker->wait_for_space();
+        woke = true;
+      },
+      asio::detached);
+  ctx->poll();
+  const bool woke_early = woke;
+
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
+  // The spool retries its commit and the disk takes it: the waiting producer goes on.
+  const bool writes_again = run_until(
+      *ctx, [&] { return worker->stats().buffer_persisting && woke; }, 10s);
+  ASSERT_EQ(::sigaction(SIGXFSZ, &previous, nullptr), 0);
+
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(during.unpersisted, 2u);
+  EXPECT_EQ(during.queued_events, 5u);
+  EXPECT_EQ(answer, SinkWorker::Accept::full);  // block: refused, not kept in memory
+  EXPECT_FALSE(woke_early);
+  ASSERT_TRUE(writes_again);
+  EXPECT_EQ(worker->stats().unpersisted, 0u);
+  ASSERT_EQ(offer(5), SinkWorker::Accept::queued);
+  ASSERT_TRUE(run_until(*ctx, [&] { return worker->stats().spool_synced; }));
+  crash();
+  make();
+  EXPECT_EQ(worker->stats().queued_events, 6u);
+  worker->start();
+  ASSERT_TRUE(run_until(*ctx, [&] { return worker->stats().sent == 6; }));
+  EXPECT_EQ(sink->delivered, expected(0, 6));
+  stop();
+}
+
+TEST_F(DiskWorkerTest, ADiskThatRefusesWritesMakesTheDropPoliciesDropTheNewRecord) {
+  config.buffer.when_full = config::BufferConfig::WhenFull::drop_oldest;
+  make();
+  ASSERT_EQ(offer(0), SinkWorker::Accept::queued);
+  ASSERT_TRUE(run_until(*ctx, [&] { return worker->stats().spool_synced; }));
+  const auto first = segments(dir / "s").at(0);
+  struct sigaction ignore {};
+  struct sigaction previous {};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &previous), 0);
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  rlimit limited = saved;
+  limited.rlim_cur = static_cast<rlim_t>(fs::file_size(first));
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limited), 0);
+  ASSERT_EQ(offer(1), SinkWorker::Accept::queued);
+  const bool refused = run_until(*ctx, [&] { return !worker->stats().buffer_persisting; });
+  const auto answer = offer(2);
+  quiesce_pool();
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
+  ASSERT_EQ(::sigaction(SIGXFSZ, &previous, nullptr), 0);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(answer, SinkWorker::Accept::dropped);
+  EXPECT_EQ(sm.failed("disk_buffer").Value(), 1);
+  EXPECT_EQ(worker->stats().queued_events, 2u);  // nothing evicted for it
   stop();
 }
 

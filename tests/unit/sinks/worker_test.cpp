@@ -375,6 +375,32 @@ TEST_F(WorkerTest, RetryAfterIsHonouredAndStopCutsTheBackoffShort) {
   EXPECT_EQ(sink->calls.size(), 1u);
 }
 
+TEST_F(WorkerTest, ALongRetryAfterPausesTheSinkInsteadOfDeadLetteringEverything) {
+  // A receiver in maintenance (503, Retry-After: 3600) with a budget far shorter than its wait:
+  // one request, then nothing until the pause ends; nothing dead-lettered, everything queued.
+  config.retry.max_elapsed = 10s;
+  config.dead_letter = dir / "dead.jsonl";
+  make(1);
+  for (int i = 0; i < 500; ++i)
+    offer(i);
+  for (int i = 0; i < 500; ++i)
+    sink->then({retry("http_503: 503 Service Unavailable", 3600s)});
+  worker->start();
+  ASSERT_TRUE(run_until(ctx, [&] { return worker->stats().backoff.count() > 0; }));
+  for (int i = 0; i < 50; ++i)
+    ctx.poll();  // any send the pause failed to hold back would happen here
+  const auto s = worker->stats();
+  EXPECT_EQ(sink->calls.size(), 1u);
+  EXPECT_EQ(s.dead_lettered, 0u);
+  EXPECT_EQ(s.queued_events, 500u);
+  EXPECT_EQ(s.backoff, 3600s);
+  ASSERT_TRUE(s.paused_until.has_value());
+  EXPECT_EQ(*s.paused_until, wall + 3600s);
+  ASSERT_TRUE(run_co(ctx, worker->stop(std::chrono::steady_clock::now())));
+  EXPECT_EQ(worker->stats().dead_lettered, 0u);
+  EXPECT_FALSE(worker->stats().paused_until.has_value());
+}
+
 TEST_F(WorkerTest, MaxElapsedSendsTheRecordToTheDeadLetterFile) {
   config.retry.max_elapsed = 10s;
   config.dead_letter = dir / "dead/s.jsonl";  // the directory does not exist yet
