@@ -177,8 +177,8 @@ bool is_interim(unsigned status) {
   return status >= 100 && status < 200 && status != 101;
 }
 
-bool reusable(bool keep_alive, bool read_to_end, std::size_t unread_bytes) {
-  return keep_alive && read_to_end && unread_bytes == 0;
+bool reusable(unsigned status, bool keep_alive, bool read_to_end, std::size_t unread_bytes) {
+  return status != 101 && keep_alive && read_to_end && unread_bytes == 0;
 }
 
 bool same_origin(const net::Endpoint& a, const net::Endpoint& b) {

@@ -56,10 +56,11 @@ std::optional<std::chrono::milliseconds> parse_retry_after(
 // a request that asked to upgrade, which the sink never sends, so it is a final (failed) answer.
 bool is_interim(unsigned status);
 
-// Whether a connection may serve another request after an answer: the server keeps it open,
-// the answer was read to its end, and no byte is left over. Left-over bytes (an unsolicited
-// second answer) would otherwise be read as the next request's answer.
-bool reusable(bool keep_alive, bool read_to_end, std::size_t unread_bytes);
+// Whether a connection may serve another request after the final answer `status`: the server
+// keeps it open, did not switch it to another protocol (101), the answer was read to its end,
+// and no byte is left over. Left-over bytes (an unsolicited second answer) would otherwise be
+// read as the next request's answer.
+bool reusable(unsigned status, bool keep_alive, bool read_to_end, std::size_t unread_bytes);
 
 // Same origin: scheme, host (case-insensitive) and port.
 bool same_origin(const net::Endpoint& a, const net::Endpoint& b);

@@ -269,7 +269,7 @@ asio::awaitable<Result> WebhookSink::send_to(const Target& target, Request& requ
     // Bytes that arrived while the connection sat idle answer no request of ours: read, they
     // would be taken for the next answer. Such a connection is closed.
     error_code ec;
-    if (!webhook::reusable(true, true, conn->lowest().socket().available(ec)) || ec)
+    if (conn->lowest().socket().available(ec) > 0 || ec)
       conn.reset();
   }
   bool reused = conn != nullptr;
@@ -285,7 +285,7 @@ asio::awaitable<Result> WebhookSink::send_to(const Target& target, Request& requ
     error_code ec = conn->tls ? co_await exchange(*conn->tls, conn->buffer, request, parser)
                               : co_await exchange(*conn->plain, conn->buffer, request, parser);
     ++stats_.requests;
-    const bool header_only = ec == http::error::body_limit && parser->is_header_done();
+    const bool header_only = ec == http::error::body_limit && parser && parser->is_header_done();
     if (ec && !header_only) {
       if (reused && stale_connection(ec)) {
         conn.reset();
@@ -304,7 +304,7 @@ asio::awaitable<Result> WebhookSink::send_to(const Target& target, Request& requ
     location = std::string(response[http::field::location]);
     Result result = webhook::classify_status(status, response[http::field::retry_after], now());
     if (pooled && idle_.size() < config_.concurrency &&
-        webhook::reusable(response.keep_alive(), parser->is_done(), conn->buffer.size()))
+        webhook::reusable(status, response.keep_alive(), parser->is_done(), conn->buffer.size()))
       idle_.push_back(std::move(conn));
     co_return result;
   }

@@ -140,10 +140,12 @@ TEST(WebhookExchange, InterimAnswers) {
 }
 
 TEST(WebhookExchange, ConnectionReuse) {
-  EXPECT_TRUE(reusable(true, true, 0));
-  EXPECT_FALSE(reusable(false, true, 0));  // Connection: close
-  EXPECT_FALSE(reusable(true, false, 0));  // body over the limit: not read to its end
-  EXPECT_FALSE(reusable(true, true, 1));   // an unsolicited byte after the answer
+  EXPECT_TRUE(reusable(200, true, true, 0));
+  EXPECT_TRUE(reusable(503, true, true, 0));
+  EXPECT_FALSE(reusable(200, false, true, 0));  // Connection: close
+  EXPECT_FALSE(reusable(200, true, false, 0));  // body over the limit: not read to its end
+  EXPECT_FALSE(reusable(200, true, true, 1));   // an unsolicited byte after the answer
+  EXPECT_FALSE(reusable(101, true, true, 0));   // the connection speaks another protocol now
 }
 
 TEST(WebhookRedirect, Origins) {
