@@ -3,7 +3,11 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <ctime>
+
+#include <boost/beast/core/string.hpp>
 
 #include "core/event.hpp"
 
@@ -131,6 +135,8 @@ std::string appwrite_user_agent() {
 
 std::optional<std::chrono::milliseconds> parse_retry_after(
     std::string_view value, std::chrono::system_clock::time_point now) {
+  using std::chrono::milliseconds;
+  constexpr std::int64_t limit = kMaxRetryAfter.count();
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
     value.remove_prefix(1);
   while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
@@ -138,9 +144,11 @@ std::optional<std::chrono::milliseconds> parse_retry_after(
   if (value.empty())
     return std::nullopt;
   if (value.find_first_not_of("0123456789") == std::string_view::npos) {
-    if (value.size() > 9)
-      return std::chrono::hours{24 * 365};  // absurd, but a delay; the retry policy caps it
-    return std::chrono::seconds{std::stoll(std::string(value))};
+    // Any number of digits: saturating, so a huge value is a long wait, never an overflow.
+    std::int64_t seconds = 0;
+    for (char c : value)
+      seconds = std::min(limit, seconds * 10 + (c - '0'));
+    return std::chrono::seconds{seconds};
   }
   const std::string text(value);
   for (const char* format :
@@ -149,12 +157,46 @@ std::optional<std::chrono::milliseconds> parse_retry_after(
     const char* end = ::strptime(text.c_str(), format, &tm);
     if (end == nullptr || *end != '\0')
       continue;
-    const auto at = std::chrono::system_clock::from_time_t(::timegm(&tm));
-    if (at <= now)
-      return std::chrono::milliseconds{0};
-    return std::chrono::ceil<std::chrono::milliseconds>(at - now);
+    // In whole seconds first: a date centuries ahead must not overflow the clock's duration.
+    const std::int64_t at = ::timegm(&tm);
+    const std::int64_t now_s =
+        std::chrono::floor<std::chrono::seconds>(now.time_since_epoch()).count();
+    if (at < now_s)
+      return milliseconds{0};
+    if (at - now_s > limit)
+      return std::chrono::duration_cast<milliseconds>(kMaxRetryAfter);
+    const auto delay = std::chrono::seconds{at} - now.time_since_epoch();
+    if (delay <= delay.zero())
+      return milliseconds{0};
+    return std::chrono::ceil<milliseconds>(delay);
   }
   return std::nullopt;
+}
+
+bool is_interim(unsigned status) {
+  return status >= 100 && status < 200 && status != 101;
+}
+
+bool reusable(unsigned status, bool keep_alive, bool read_to_end, std::size_t unread_bytes) {
+  return status != 101 && keep_alive && read_to_end && unread_bytes == 0;
+}
+
+bool same_origin(const net::Endpoint& a, const net::Endpoint& b) {
+  return a.secure == b.secure && boost::beast::iequals(a.host, b.host) && a.port == b.port;
+}
+
+std::optional<std::string> refuse_redirect(const net::Endpoint& from, const net::Endpoint& to) {
+  if (from.secure && !to.secure)
+    return "redirect: refused, from https to plain http (http://" + to.host_header() + ")";
+  return std::nullopt;
+}
+
+void drop_for_other_origin(boost::beast::http::fields& fields,
+                           std::span<const std::string_view> configured) {
+  for (auto name : configured)
+    fields.erase(name);
+  fields.erase("webhook-signature");
+  fields.erase("X-Appwrite-Webhook-Signature");
 }
 
 Result classify_status(unsigned status, std::string_view retry_after,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <optional>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -60,15 +61,25 @@ bool stale_connection(const error_code& ec) {
          ec == asio::ssl::error::stream_truncated;
 }
 
+using ResponseParser = http::response_parser<http::string_body>;
+
+// Writes the request and reads answers until the final one: interim answers (1xx, which carry
+// no body) are read to their end and discarded, however many come, all within the deadline the
+// caller set on the stream.
 template <class Stream>
 asio::awaitable<error_code> exchange(Stream& stream, beast::flat_buffer& buffer,
                                      http::request<http::string_body>& request,
-                                     http::response_parser<http::string_body>& parser) {
+                                     std::optional<ResponseParser>& parser) {
   auto [wec, written] = co_await http::async_write(stream, request, use_tuple);
   if (wec)
     co_return wec;
-  auto [rec, read] = co_await http::async_read(stream, buffer, parser, use_tuple);
-  co_return rec;
+  for (;;) {
+    parser.emplace();
+    parser->body_limit(kResponseBodyLimit);
+    auto [rec, read] = co_await http::async_read(stream, buffer, *parser, use_tuple);
+    if (rec || !webhook::is_interim(parser->get().result_int()))
+      co_return rec;
+  }
 }
 
 }  // namespace
@@ -118,6 +129,8 @@ WebhookSink::WebhookSink(asio::any_io_executor loop, WebhookSinkConfig config, s
       options_(std::move(options)) {
   if (config_.concurrency == 0)
     config_.concurrency = 1;
+  for (const auto& [header, value] : config_.headers)
+    configured_headers_.push_back(header);
   if (config_.signing.scheme == Scheme::standard)
     key_ = webhook::standard_key(config_.signing.secret.reveal());
   else
@@ -250,12 +263,16 @@ asio::awaitable<std::unique_ptr<WebhookSink::Connection>> WebhookSink::open(
 asio::awaitable<Result> WebhookSink::send_to(const Target& target, Request& request, bool pooled,
                                              unsigned& status, std::string& location) {
   std::unique_ptr<Connection> conn;
-  bool reused = false;
-  if (pooled && !idle_.empty()) {
+  while (pooled && !conn && !idle_.empty()) {
     conn = std::move(idle_.back());
     idle_.pop_back();
-    reused = true;
+    // Bytes that arrived while the connection sat idle answer no request of ours: read, they
+    // would be taken for the next answer. Such a connection is closed.
+    error_code ec;
+    if (conn->lowest().socket().available(ec) > 0 || ec)
+      conn.reset();
   }
+  bool reused = conn != nullptr;
   for (;;) {
     if (!conn) {
       std::string error;
@@ -263,13 +280,12 @@ asio::awaitable<Result> WebhookSink::send_to(const Target& target, Request& requ
       if (!conn)
         co_return Result{Outcome::retry, error, {}};
     }
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(kResponseBodyLimit);
+    std::optional<ResponseParser> parser;
     conn->lowest().expires_after(config_.timeout);
     error_code ec = conn->tls ? co_await exchange(*conn->tls, conn->buffer, request, parser)
                               : co_await exchange(*conn->plain, conn->buffer, request, parser);
     ++stats_.requests;
-    const bool header_only = ec == http::error::body_limit && parser.is_header_done();
+    const bool header_only = ec == http::error::body_limit && parser && parser->is_header_done();
     if (ec && !header_only) {
       if (reused && stale_connection(ec)) {
         conn.reset();
@@ -281,13 +297,14 @@ asio::awaitable<Result> WebhookSink::send_to(const Target& target, Request& requ
       co_return Result{Outcome::retry, "http: " + net::describe(ec), {}};
     }
     conn->lowest().expires_never();
-    const auto& response = parser.get();
+    const auto& response = parser->get();
     status = response.result_int();
     if (options_.on_response)
       options_.on_response(status);
     location = std::string(response[http::field::location]);
     Result result = webhook::classify_status(status, response[http::field::retry_after], now());
-    if (pooled && !header_only && response.keep_alive() && idle_.size() < config_.concurrency)
+    if (pooled && idle_.size() < config_.concurrency &&
+        webhook::reusable(status, response.keep_alive(), parser->is_done(), conn->buffer.size()))
       idle_.push_back(std::move(conn));
     co_return result;
   }
@@ -321,10 +338,14 @@ asio::awaitable<Result> WebhookSink::send(Request& request) {
     auto target = request_target(next.buffer());
     if (!endpoint || !target)
       co_return Result{Outcome::failed, "redirect: not http(s): " + location, {}};
+    if (auto refused = webhook::refuse_redirect(current.endpoint, *endpoint))
+      co_return Result{Outcome::failed, std::move(*refused), {}};
     current = Target{std::move(*endpoint), std::move(*target)};
-    pooled = current.endpoint.secure == target_.endpoint.secure &&
-             current.endpoint.host == target_.endpoint.host &&
-             current.endpoint.port == target_.endpoint.port;
+    // Only the configured origin gets the configured headers and the signature, and only its
+    // connections are pooled. Once dropped, they stay dropped for this request.
+    pooled = webhook::same_origin(current.endpoint, target_.endpoint);
+    if (!pooled)
+      webhook::drop_for_other_origin(request, configured_headers_);
     request.target(current.target);
     request.set(http::field::host, current.endpoint.host_header());
   }

@@ -5,6 +5,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -27,7 +28,10 @@
 // time. Within a deliver() up to `concurrency` requests are in flight, each on its own
 // keep-alive connection taken from (and returned to) a pool of idle connections to `url`'s
 // origin. Every connect, TLS handshake and request/response exchange is bounded by `timeout`,
-// so a slow or dead endpoint holds only this sink's worker.
+// so a slow or dead endpoint holds only this sink's worker. Interim 1xx answers are skipped; a
+// connection goes back to the pool only when its answer was read to the end with nothing left
+// over. With `follow_redirects`, https never leads to plain http, and another origin gets
+// neither the configured headers nor the signature (webhook_policy.hpp).
 namespace sluice::sinks {
 
 struct WebhookSinkOptions {
@@ -95,7 +99,8 @@ class WebhookSink final : public Sink {
   Target target_;
   std::shared_ptr<boost::asio::ssl::context> tls_;  // null until an https connection needs it
   Options options_;
-  std::string key_;  // the HMAC key (decoded for whsec_ secrets)
+  std::string key_;                                   // the HMAC key (decoded for whsec_ secrets)
+  std::vector<std::string_view> configured_headers_;  // names, views into config_.headers
   std::vector<std::unique_ptr<Connection>> idle_;
   Stats stats_;
 };

@@ -1,7 +1,9 @@
 """emulator → sluice → webhook receiver, through the real binaries: signing (checked by the
 receiver with Python's hmac), Retry-After, dead letters, an endpoint that is down for a while,
-concurrency, and TLS with a test CA made by the openssl command."""
+concurrency, TLS with a test CA made by the openssl command, and hostile receivers (interim 1xx
+answers, unsolicited bytes after an answer, redirects to another origin or to plain http)."""
 
+import io
 import json
 import os
 import subprocess
@@ -14,10 +16,12 @@ from webhook_receiver import Receiver
 ROW_CREATE = "databases.[databaseId].tables.[tableId].rows.[rowId].create"
 ORDERS = "databases.shop.tables.orders.rows"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+HEADERS = '{X-Order: "{payload.$id}", X-Static: fixed}'
+AUTH_HEADERS = '{X-Order: "{payload.$id}", X-Static: fixed, Authorization: "Bearer hook-token"}'
 
 
 def config(emu, url, dead, scheme="standard", secret=SECRET, concurrency=2, tls="",
-           retry="{initial: 100ms, max: 500ms, max_elapsed: 5m}", batch=""):
+           retry="{initial: 100ms, max: 500ms, max_elapsed: 5m}", batch="", headers=HEADERS):
     return appwrite_yaml(emu.endpoint, heartbeat="5s") + f"""\
 sinks:
   hook:
@@ -26,7 +30,7 @@ sinks:
     signing: {{scheme: {scheme}, secret: "{secret}"}}
     timeout: 5s
     concurrency: {concurrency}
-    headers: {{X-Order: "{{payload.$id}}", X-Static: fixed}}
+    headers: {headers}
     retry: {retry}
     dead_letter: {dead}
 {tls}{batch}
@@ -64,9 +68,41 @@ def make_ca(directory, name):
              os.path.join(directory, f"{name}-server.key")))
 
 
+class HostileReceiver(Receiver):
+    """Answers request n with the interim responses interims[n % len(interims)] (1xx status
+    lists) before its final answer, and writes `trailing` right after the final answer in the
+    same write: bytes the client did not ask for, such as a second, unsolicited response."""
+
+    PHRASES = {100: "Continue", 102: "Processing", 103: "Early Hints"}
+
+    def __init__(self, interims=(), trailing=b"", **kw):
+        super().__init__(**kw)
+        self.interims = list(interims)
+        self.trailing = trailing
+        self._answered = 0
+
+    def _handle(self, handler, body):
+        with self._cond:
+            n = self._answered
+            self._answered += 1
+        for status in self.interims[n % len(self.interims)] if self.interims else []:
+            extra = "Link: </hook.css>; rel=preload\r\n" if status == 103 else ""
+            handler.wfile.write(
+                f"HTTP/1.1 {status} {self.PHRASES.get(status, 'Interim')}\r\n{extra}\r\n"
+                .encode())
+            handler.wfile.flush()
+        real = handler.wfile
+        handler.wfile = io.BytesIO()
+        try:
+            super()._handle(handler, body)
+            real.write(handler.wfile.getvalue() + self.trailing)
+        finally:
+            handler.wfile = real
+
+
 class WebhookTest(IntegrationTest):
-    def receiver(self, **kw):
-        r = Receiver(secret=kw.pop("secret", SECRET), scheme=kw.pop("scheme", "standard"), **kw)
+    def receiver(self, cls=Receiver, **kw):
+        r = cls(secret=kw.pop("secret", SECRET), scheme=kw.pop("scheme", "standard"), **kw)
         r.start()
         self._cleanup_procs.append(r)
         return r
@@ -230,10 +266,108 @@ class WebhookTest(IntegrationTest):
             plain, tls=f"    tls: {{ca_file: {ca}}}\n    follow_redirects: true\n")
         order(emu, "o1")
         req = secure.wait_for_requests(1)[0]
-        self.assertTrue(req.signature_ok)
         self.assertEqual(req.json()["payload"]["$id"], "o1")
+        # Another origin (scheme, host and port differ): no signature, no configured headers.
+        self.assertNotIn("webhook-signature", req.headers)
+        self.assertNotIn("X-Static", req.headers)
         self.assertEqual([r.status for r in plain.snapshot()], [307])
+        self.assertTrue(plain.snapshot()[0].signature_ok)
         wait_for(lambda: s.metric("sluice_sink_events_sent_total", sink="hook") == 1, 20, "sent")
+        self.assertEqual(s.stop(), 0, self.dump_on_failure(s))
+
+    def settled(self, s, count):
+        """Waits until every one of `count` events was sent or dead-lettered."""
+        wait_for(lambda: s.metric("sluice_sink_events_sent_total", sink="hook")
+                 + s.metric("sluice_sink_dead_lettered_total", sink="hook") >= count,
+                 30, f"{count} events sent or dead-lettered")
+
+    def test_interim_answers_are_skipped(self):
+        """A receiver that sends 102, 100, two interims, or 103 with a header before each final
+        answer: every event is delivered exactly once, none is dead-lettered, and the 500 given
+        to the first request is charged to that request's event alone."""
+        r = self.receiver(HostileReceiver, interims=[[102], [100], [100, 102], [103]])
+        r.script([500])
+        emu, s = self.setup_flow(r, concurrency=1)
+        ids = [f"o{i}" for i in range(6)]
+        for i in ids:
+            order(emu, i)
+        self.settled(s, len(ids))
+        self.assertEqual(s.metric("sluice_sink_dead_lettered_total", sink="hook"), 0,
+                         [d["reason"] for d in read_lines(self.dead)] if os.path.exists(self.dead)
+                         else "")
+        reqs = r.snapshot()
+        sent = [q.json()["payload"]["$id"] for q in reqs]
+        self.assertEqual(sorted(x for x, q in zip(sent, reqs) if q.status == 200), ids)
+        self.assertEqual(len(reqs), len(ids) + 1, sent)  # one retry: the event answered 500
+        self.assertEqual(reqs[0].status, 500)
+        self.assertEqual(sent.count(sent[0]), 2, sent)
+        self.assertTrue(all(q.signature_ok for q in reqs))
+        self.assertEqual(s.metric("sluice_sink_http_responses_total", sink="hook",
+                                  **{"class": "5xx"}), 1)
+        self.assertEqual(s.metric("sluice_sink_http_responses_total", sink="hook",
+                                  **{"class": "2xx"}), len(ids))
+        self.assertEqual(s.metric("sluice_sink_http_responses_total", sink="hook",
+                                  **{"class": "1xx"}), 0)
+        self.assertEqual(s.stop(), 0, self.dump_on_failure(s))
+
+    def test_unsolicited_bytes_after_an_answer_are_not_read_as_the_next_answer(self):
+        """A receiver that follows each 200 with a second, unsolicited 500 on the same
+        connection: the connection is closed rather than reused, so no event is charged
+        with the stray 500 and each is delivered once."""
+        r = self.receiver(HostileReceiver, trailing=b"HTTP/1.1 500 Internal Server Error\r\n"
+                                                      b"Content-Length: 0\r\n\r\n")
+        emu, s = self.setup_flow(r, concurrency=1)
+        ids = [f"o{i}" for i in range(4)]
+        for i in ids:
+            order(emu, i)
+        self.settled(s, len(ids))
+        reqs = r.snapshot()
+        self.assertEqual([q.json()["payload"]["$id"] for q in reqs], ids)
+        self.assertEqual(s.metric("sluice_sink_http_responses_total", sink="hook",
+                                  **{"class": "5xx"}), 0)
+        self.assertEqual(s.metric("sluice_sink_dead_lettered_total", sink="hook"), 0)
+        self.assertEqual(s.stop(), 0, self.dump_on_failure(s))
+
+    def test_redirect_from_https_to_http_is_refused(self):
+        """An https receiver answering 307 to a plain-http listener: nothing reaches the plain
+        listener (no token, body or signature in clear text), the record is not counted as
+        delivered, and it is dead-lettered with a reason that says why."""
+        ca, server = make_ca(os.path.join(self.dir, "pki"), "good")
+        plain = self.receiver()
+        secure = self.receiver(tls=server, url_host="localhost")
+        secure.script([(307, {"Location": plain.url})])
+        emu, s = self.setup_flow(
+            secure, headers=AUTH_HEADERS,
+            tls=f"    tls: {{ca_file: {ca}}}\n    follow_redirects: true\n")
+        order(emu, "o1")
+        dead = wait_for(lambda: read_lines(self.dead), 20, "the dead letter")
+        self.assertEqual(len(dead), 1)
+        self.assertIn("https", dead[0]["reason"])
+        self.assertIn("plain http", dead[0]["reason"])
+        self.assertEqual(s.metric("sluice_sink_events_sent_total", sink="hook"), 0)
+        self.assertEqual(plain.snapshot(), [])
+        first = secure.snapshot()[0]
+        self.assertEqual(first.headers["Authorization"], "Bearer hook-token")  # its own origin
+        self.assertEqual(s.stop(), 0, self.dump_on_failure(s))
+        self.assertEqual(plain.snapshot(), [])
+
+    def test_redirect_to_another_origin_drops_credentials(self):
+        """A same-scheme redirect to another port is another origin: the request arrives there
+        without the configured headers (Authorization) and without the signature."""
+        origin = self.receiver()
+        other = self.receiver()
+        origin.script([(307, {"Location": other.url})])
+        emu, s = self.setup_flow(origin, headers=AUTH_HEADERS,
+                                 tls="    follow_redirects: true\n")
+        order(emu, "o1")
+        req = other.wait_for_requests(1)[0]
+        wait_for(lambda: s.metric("sluice_sink_events_sent_total", sink="hook") == 1, 20, "sent")
+        self.assertEqual(req.json()["payload"]["$id"], "o1")
+        for name in ("Authorization", "X-Static", "X-Order", "webhook-signature"):
+            self.assertNotIn(name, req.headers)
+        first = origin.snapshot()[0]
+        self.assertEqual(first.headers["Authorization"], "Bearer hook-token")
+        self.assertTrue(first.signature_ok)
         self.assertEqual(s.stop(), 0, self.dump_on_failure(s))
 
     def test_tls_wrong_ca_is_refused(self):

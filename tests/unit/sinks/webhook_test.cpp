@@ -97,6 +97,92 @@ TEST(WebhookClassify, RetryAfter) {
             std::chrono::milliseconds{10000});
 }
 
+// A long wait is reported in full: the engine, not the sink, decides what a long wait means.
+TEST(WebhookClassify, RetryAfterLongAndHostile) {
+  using std::chrono::milliseconds;
+  const auto now = Clock::from_time_t(1767225600);  // Thu, 01 Jan 2026 00:00:00 GMT
+  const milliseconds max = kMaxRetryAfter;
+  EXPECT_EQ(parse_retry_after("3600", now), milliseconds{3'600'000});
+  EXPECT_EQ(parse_retry_after("86400", now), milliseconds{86'400'000});
+  EXPECT_EQ(parse_retry_after("31536000", now), milliseconds{31'536'000'000});  // a year
+  EXPECT_EQ(parse_retry_after("0000000000005", now), milliseconds{5000});       // leading zeros
+  EXPECT_EQ(parse_retry_after("3153600000", now), max);                         // exactly the limit
+  EXPECT_EQ(parse_retry_after("99999999999999999999999999999999", now), max);
+  // HTTP dates: an hour and two days ahead, in each form; in the past; centuries ahead.
+  EXPECT_EQ(parse_retry_after("Thu, 01 Jan 2026 01:00:00 GMT", now), milliseconds{3'600'000});
+  EXPECT_EQ(parse_retry_after("Saturday, 03-Jan-26 00:00:00 GMT", now), milliseconds{172'800'000});
+  EXPECT_EQ(parse_retry_after("Sat Jan  3 00:00:00 2026", now), milliseconds{172'800'000});
+  EXPECT_EQ(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), milliseconds{0});
+  EXPECT_EQ(parse_retry_after("Mon, 01 Jan 0001 00:00:00 GMT", now), milliseconds{0});
+  EXPECT_EQ(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now), max);
+  // A sub-second clock: the delay to a whole-second date rounds up, never down to "now".
+  EXPECT_EQ(parse_retry_after("Thu, 01 Jan 2026 00:00:01 GMT", now + milliseconds{250}),
+            milliseconds{750});
+  for (std::string_view garbage :
+       {"1.5", "+5", "5s", "1e3", "0x10", "five", "Thu, 01 Jan 2026 00:00:00 PST",
+        "Thu, 32 Jan 2026 00:00:00 GMT", "Thu, 01 Jan 2026 00:00:00 GMT junk", "2026-01-01"}) {
+    EXPECT_FALSE(parse_retry_after(garbage, now).has_value()) << garbage;
+  }
+  EXPECT_EQ(classify_status(503, "3600", now).retry_after, milliseconds{3'600'000});
+  EXPECT_EQ(classify_status(429, "Fri, 02 Jan 2026 00:00:00 GMT", now).retry_after,
+            milliseconds{86'400'000});
+  EXPECT_FALSE(classify_status(503, "garbage", now).retry_after.has_value());
+}
+
+TEST(WebhookExchange, InterimAnswers) {
+  for (unsigned s : {100u, 102u, 103u, 199u})
+    EXPECT_TRUE(is_interim(s)) << s;
+  // 101 answers an upgrade the sink never asks for: final, and classified as a failure.
+  EXPECT_FALSE(is_interim(101));
+  EXPECT_EQ(classify_status(101, "", Clock::now()).outcome, Outcome::failed);
+  for (unsigned s : {99u, 200u, 204u, 307u, 500u})
+    EXPECT_FALSE(is_interim(s)) << s;
+}
+
+TEST(WebhookExchange, ConnectionReuse) {
+  EXPECT_TRUE(reusable(200, true, true, 0));
+  EXPECT_TRUE(reusable(503, true, true, 0));
+  EXPECT_FALSE(reusable(200, false, true, 0));  // Connection: close
+  EXPECT_FALSE(reusable(200, true, false, 0));  // body over the limit: not read to its end
+  EXPECT_FALSE(reusable(200, true, true, 1));   // an unsolicited byte after the answer
+  EXPECT_FALSE(reusable(101, true, true, 0));   // the connection speaks another protocol now
+}
+
+TEST(WebhookRedirect, Origins) {
+  const auto at = [](std::string_view url) { return *net::parse_endpoint(url); };
+  EXPECT_TRUE(
+      same_origin(at("https://Hooks.Example.com/a"), at("https://hooks.example.com:443/b")));
+  EXPECT_FALSE(same_origin(at("http://hooks.example.com/"), at("https://hooks.example.com/")));
+  EXPECT_FALSE(same_origin(at("http://127.0.0.1:80/"), at("http://127.0.0.1:81/")));
+  EXPECT_FALSE(same_origin(at("http://127.0.0.1/"), at("http://localhost/")));
+
+  EXPECT_FALSE(refuse_redirect(at("http://a/"), at("https://b/")).has_value());
+  EXPECT_FALSE(refuse_redirect(at("http://a/"), at("http://b/")).has_value());
+  EXPECT_FALSE(refuse_redirect(at("https://a/"), at("https://b:8443/")).has_value());
+  const auto refused = refuse_redirect(at("https://a/x"), at("http://b:8080/y?token=t"));
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(*refused, "redirect: refused, from https to plain http (http://b:8080)");
+}
+
+TEST(WebhookRedirect, OtherOriginGetsNoCredentials) {
+  boost::beast::http::fields fields;
+  fields.set("Authorization", "Bearer t");
+  fields.set("x-static", "yes");
+  fields.set("webhook-id", "msg_1");
+  fields.set("webhook-timestamp", "1614265330");
+  fields.set("webhook-signature", "v1,abc");
+  fields.set("X-Appwrite-Webhook-Signature", "abc");
+  fields.set("Content-Type", "application/json");
+  const std::vector<std::string_view> configured{"authorization", "X-Static"};
+  drop_for_other_origin(fields, configured);
+  for (std::string_view gone :
+       {"Authorization", "X-Static", "webhook-signature", "X-Appwrite-Webhook-Signature"})
+    EXPECT_TRUE(fields.find(gone) == fields.end()) << gone;
+  EXPECT_EQ(fields["webhook-id"], "msg_1");
+  EXPECT_EQ(fields["webhook-timestamp"], "1614265330");
+  EXPECT_EQ(fields["Content-Type"], "application/json");
+}
+
 TEST(WebhookBody, SingleAndArray) {
   std::vector<std::string_view> recs{R"({"a":1})", R"({"b":2})"};
   EXPECT_EQ(make_body(std::span(recs).first(1), false), R"({"a":1})");
