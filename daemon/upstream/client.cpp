@@ -37,8 +37,6 @@ namespace {
 // Server frames are not bound by Appwrite's 64,000-byte inbound limit; a row with large
 // columns can exceed it. Anything past this is treated as a broken connection.
 constexpr std::size_t kMaxFrameBytes = 16u << 20;
-// The read buffer keeps up to this much capacity between frames.
-constexpr std::size_t kFrameRetain = 1u << 20;
 
 std::string_view state_name(RealtimeClient::State s) {
   switch (s) {
@@ -312,7 +310,7 @@ asio::awaitable<void> RealtimeClient::talk(Ws& ws, Link& link, Session::Mode mod
     beast::flat_buffer incoming;
     for (;;) {
       incoming.clear();
-      if (incoming.capacity() > kFrameRetain)
+      if (incoming.capacity() > kFrameRetainBytes)
         incoming.shrink_to_fit();  // one huge frame must not pin its memory for good
       auto [ec, n] = co_await ws.async_read(incoming, use_tuple);
       const auto t = time_now();

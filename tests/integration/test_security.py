@@ -539,6 +539,14 @@ class HostileServer:
                 conn.shutdown(socket.SHUT_RDWR)
                 self.cued.set()
                 return
+            if behaviour == "huge_event_on_cue":
+                # At the cue, one ~14 MB event (7 M array elements in its payload), then
+                # normal ones.
+                self._wait_for_cue()
+                conn.sendall(ws_frame(event_frame("huge", ',"list":[%s0]' % ("0," * 7_000_000))))
+                for i in range(3):
+                    conn.sendall(ws_frame(event_frame("after-huge-%d" % i)))
+                self.cued.set()
             if behaviour == "garbage":
                 nested = b'{"type":"event","data":' + b"[" * 100000 + b"]" * 100000 + b"}"
                 for frame in (
@@ -688,6 +696,41 @@ class HostileServerTest(SecurityTest):
                          self.dump_on_failure(s))
         self.assertEqual(s.metric("sluice_upstream_disconnects_total", reason="server_error"), 0)
         self.assertEqual(s.stop(), 0, self.dump_on_failure(s))
+
+    def test_one_huge_frame_does_not_keep_its_memory(self):
+        server = HostileServer(["huge_event_on_cue"])
+        self.addCleanup(server.close)
+        # ASan's quarantine holds freed memory back on purpose; without it, what sluice frees is
+        # unmapped at once, as glibc does with blocks this large.
+        s = self.start_sluice(config(f"http://127.0.0.1:{server.port}/v1", self.out(),
+                                     f'{{session: "{SESSION}"}}', heartbeat="5s"),
+                              env={"ASAN_OPTIONS": "quarantine_size_mb=0"})
+        s.wait_ready()
+        idle = rss_mb(s)
+        server.cue()
+        archive = os.path.join(self.out(), "archive.jsonl")
+
+        def archived(row_id):
+            with open(archive) as f:
+                return f'"$id":"{row_id}"' in f.read()
+
+        wait_for(lambda: archived("after-huge-2"), 30, "the events after the huge one",
+                 interval=0.2)
+        self.assertTrue(archived("huge"))
+        peak = rss_mb(s)
+        wait_for(lambda: rss_mb(s) < idle + 20, 5,
+                 f"RSS back near the idle footprint ({idle:.0f} MB idle, {peak:.0f} MB after)")
+        print(f"RSS: {idle:.0f} MB idle, {peak:.0f} MB after the huge frame, "
+              f"{rss_mb(s):.0f} MB at the end")
+        self.assertEqual(s.stop(), 0, self.dump_on_failure(s))
+
+
+def rss_mb(s):
+    with open(f"/proc/{s.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
 
 
 class RecordingProxy:
