@@ -1,6 +1,7 @@
 """Credentials, TLS, secrets and hostile servers, through the real binaries: every auth form
 including expiry and rejection, wss:// with a test CA (wrong CA, wrong host name, verify off),
-known secrets grepped out of every output, and a fake server that sends garbage or stalls."""
+known secrets grepped out of every output, and a fake server that sends garbage, stalls, closes
+without a TCP close, sends a 1008 and stays up, or sends one huge frame."""
 
 import base64
 import hashlib
