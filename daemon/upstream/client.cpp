@@ -37,8 +37,6 @@ namespace {
 // Server frames are not bound by Appwrite's 64,000-byte inbound limit; a row with large
 // columns can exceed it. Anything past this is treated as a broken connection.
 constexpr std::size_t kMaxFrameBytes = 16u << 20;
-// The read buffer keeps up to this much capacity between frames.
-constexpr std::size_t kFrameRetain = 1u << 20;
 
 std::string_view state_name(RealtimeClient::State s) {
   switch (s) {
@@ -61,7 +59,7 @@ std::string_view state_name(RealtimeClient::State s) {
 // The disconnect reason label for a read or write error.
 std::string classify(const error_code& ec) {
   if (ec == websocket::error::closed)
-    return "closed";  // the server sent a close frame
+    return "server_closed";  // the server sent a close frame
   if (ec == asio::error::eof || ec == asio::error::connection_reset ||
       ec == asio::error::broken_pipe || ec == beast::http::error::end_of_stream ||
       ec == asio::ssl::error::stream_truncated) {
@@ -219,6 +217,8 @@ void RealtimeClient::apply(Session::Actions& actions, Session::Time now) {
   }
   if (actions.gap && on_gap_)
     on_gap_(actions.gap->from, actions.gap->to);
+  if (actions.unsubscribed)
+    set_state(State::connected);  // open until the closing handshake ends, but not subscribed
   if (actions.subscribed) {
     set_state(State::subscribed);
     status_.last_error.clear();
@@ -285,6 +285,17 @@ asio::awaitable<Session::Mode> RealtimeClient::choose_mode() {
 template <class Ws>
 asio::awaitable<void> RealtimeClient::talk(Ws& ws, Link& link, Session::Mode mode) {
   ws.read_message_max(kMaxFrameBytes);
+  // Beast answers a close frame inside the read and then waits for the peer's TCP close, which
+  // may never come: the session hears of the close frame here, at once.
+  ws.control_callback([this, &ws](websocket::frame_type kind, beast::string_view) {
+    if (kind != websocket::frame_type::close)
+      return;
+    const auto& reason = ws.reason().reason;
+    const auto t = time_now();
+    auto actions = session_.close_received(ws.reason().code,
+                                           std::string_view(reason.data(), reason.size()), t);
+    apply(actions, t);
+  });
   {
     const auto t = time_now();
     auto actions = session_.opened(mode, credentials_->kind(), t);
@@ -299,7 +310,7 @@ asio::awaitable<void> RealtimeClient::talk(Ws& ws, Link& link, Session::Mode mod
     beast::flat_buffer incoming;
     for (;;) {
       incoming.clear();
-      if (incoming.capacity() > kFrameRetain)
+      if (incoming.capacity() > kFrameRetainBytes)
         incoming.shrink_to_fit();  // one huge frame must not pin its memory for good
       auto [ec, n] = co_await ws.async_read(incoming, use_tuple);
       const auto t = time_now();

@@ -33,8 +33,9 @@ namespace sluice::upstream {
 // the mode, gets credentials, opens TCP/TLS and the WebSocket, runs one read loop, one write
 // loop and the Session's timer, feeds the Session and carries out its actions; between
 // connections it waits out the ReconnectPolicy's backoff. A "close" action closes the socket
-// itself, so it never waits for a pending read or write (a server that sends a close frame and
-// keeps the TCP connection open still meets the heartbeat).
+// itself, so it never waits for a pending read or write: a server that sends a close frame and
+// keeps the TCP connection open is cut off at the session's closing deadline, and one that
+// stalls anything else meets the heartbeat.
 //
 // Owned by the App; runs entirely on the daemon's event loop (single-threaded executor).
 class RealtimeClient {

@@ -580,6 +580,19 @@ FrameDecoder::~FrameDecoder() = default;
 DecodedFrame FrameDecoder::decode(std::string frame, bool binary,
                                   std::chrono::steady_clock::time_point received,
                                   std::chrono::system_clock::time_point received_wall) {
+  const bool oversized = frame.size() > kFrameRetainBytes;
+  DecodedFrame out = decode_frame(std::move(frame), binary, received, received_wall);
+  // The parser keeps the capacity of the largest document it has seen, and its structural
+  // index alone takes 4 bytes per byte of it: a fresh one allocates again at the next frame's
+  // size. Nothing in `out` points into the old one.
+  if (oversized)
+    impl_ = std::make_unique<Impl>();
+  return out;
+}
+
+DecodedFrame FrameDecoder::decode_frame(std::string frame, bool binary,
+                                        std::chrono::steady_clock::time_point received,
+                                        std::chrono::system_clock::time_point received_wall) {
   DecodedFrame out;
   auto invalid = [&out](std::string_view why) {
     out = DecodedFrame{};

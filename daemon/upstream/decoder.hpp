@@ -54,11 +54,17 @@ struct DecodedFrame {
   bool timestamp_fallback = false;
 };
 
+// The memory kept for frames between two reads: after a larger frame, the read buffer and the
+// decoder give back what they grew to for it (the parser's index alone takes 4 bytes per byte
+// of the largest document it has seen).
+inline constexpr std::size_t kFrameRetainBytes = 1u << 20;
+
 // Decodes realtime frames, each parsed once with simdjson On-Demand; an `event` frame becomes an
 // Event whose views point into the moved-in frame, without copying the record. Every byte of
 // the frame is validated (UTF-8, syntax, nesting ≤ 1024), so sinks only ever forward valid JSON.
 // Never throws. Owned by the upstream client and used on its executor only (the parser's
-// buffers are reused from frame to frame, so an instance is not thread-safe).
+// buffers are reused from frame to frame, up to kFrameRetainBytes, so an instance is not
+// thread-safe).
 class FrameDecoder {
  public:
   FrameDecoder();
@@ -74,6 +80,10 @@ class FrameDecoder {
 
  private:
   struct Impl;
+  DecodedFrame decode_frame(std::string frame, bool binary,
+                            std::chrono::steady_clock::time_point received,
+                            std::chrono::system_clock::time_point received_wall);
+
   std::unique_ptr<Impl> impl_;
 };
 

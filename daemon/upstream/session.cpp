@@ -83,6 +83,7 @@ Session::Actions Session::opened(Mode mode, std::string_view auth, Time now) {
 Session::Actions Session::received(DecodedFrame frame, Time now) {
   Actions a;
   last_frame_ = now.steady;
+  last_error_.reset();  // an error frame sets it again below
   switch (frame.kind) {
     case FrameKind::event:
       metrics_.events_received().Increment();
@@ -127,6 +128,22 @@ Session::Actions Session::received(DecodedFrame frame, Time now) {
   return a;
 }
 
+Session::Actions Session::close_received(std::uint16_t code, std::string_view reason, Time now) {
+  Actions a;
+  if (!open_ || closing_ || peer_closed_)
+    return a;
+  peer_closed_ = true;
+  can_resubscribe_ = false;  // a reload's subscribe goes to the next connection
+  if (reason_.empty())
+    reason_ = "server_closed";
+  log::warn("upstream", "the server closed the connection",
+            {{"code", std::to_string(code)}, {"reason", std::string(reason)}});
+  a.unsubscribed = lose(now);
+  closing_deadline_ = now.steady + kClosingDeadline;
+  a.arm_timer = closing_deadline_;
+  return a;
+}
+
 Session::Actions Session::event_taken(Time now) {
   paused_ = false;
   last_frame_ = now.steady;
@@ -135,8 +152,19 @@ Session::Actions Session::event_taken(Time now) {
 
 Session::Actions Session::timer_expired(Time now) {
   Actions a;
-  if (!open_ || closing_ || now.steady < next_ping_)
+  if (!open_ || closing_)
     return a;
+  if (peer_closed_) {
+    if (now.steady < closing_deadline_)
+      return a;
+    log::warn("upstream", "the server did not close the connection after its close frame",
+              {{"deadline_ms", std::to_string(kClosingDeadline.count())}});
+    close(a, reason_);
+    return a;
+  }
+  if (now.steady < next_ping_)
+    return a;
+  last_error_.reset();  // the connection outlived the error frame by a heartbeat interval
   if (last_ping_ && !paused_ && last_frame_ < *last_ping_) {
     log::warn("upstream", "no frame within the heartbeat interval; reconnecting",
               {{"heartbeat_ms", std::to_string(heartbeat_.count())}});
@@ -170,7 +198,7 @@ Session::Actions Session::update_subscription(Subscription next, Time) {
 }
 
 Session::Actions Session::stop_after_pong(Time now) {
-  if (!open_)
+  if (!open_ || peer_closed_)
     return stop(now);
   stop_after_pong_ = true;
   Actions a;
@@ -189,22 +217,18 @@ Session::End Session::ended(std::string_view reason, Time now) {
   if (reason_.empty())
     reason_ = stopping_ ? "stopping" : std::string(reason);
   End end;
-  end.reason = fatal_ ? "server_error" : reason_;
-  end.fatal = fatal_;
-  end.auth_rejected = auth_rejected_;
+  end.reason = end_reason();
+  end.fatal = last_error_ == 1008;
+  end.auth_rejected = last_error_ == 401 || last_error_ == 403;
   end.reached_connected = reached_connected_;
-  if (subscribed_)
-    down_since_ = now;
-  if (!reached_connected_)
-    metrics_.connects(false).Increment();
-  if (reached_connected_ || subscribed_)
-    metrics_.disconnects(end.reason).Increment();
+  lose(now);
 
   open_ = false;
   closing_ = false;
   reason_.clear();
-  fatal_ = false;
-  auth_rejected_ = false;
+  last_error_.reset();
+  lost_ = false;
+  peer_closed_ = false;
   reached_connected_ = false;
   subscribed_ = false;
   can_resubscribe_ = false;
@@ -219,6 +243,25 @@ void Session::finished(Time now) {
   if (down_since_)
     metrics_.gap_seconds().Increment(seconds_between(down_since_->steady, now.steady));
   down_since_.reset();
+}
+
+bool Session::lose(Time now) {
+  if (lost_)
+    return false;
+  lost_ = true;
+  if (reached_connected_)
+    metrics_.disconnects(end_reason()).Increment();
+  else
+    metrics_.connects(false).Increment();
+  if (!subscribed_)
+    return false;
+  subscribed_ = false;
+  down_since_ = now;
+  return true;
+}
+
+std::string Session::end_reason() const {
+  return last_error_ == 1008 ? "server_error" : reason_;
 }
 
 void Session::close(Actions& a, std::string_view reason) {
@@ -273,13 +316,13 @@ void Session::became_subscribed(Actions& a, Time now) {
 
 void Session::on_error(Actions& a, const ErrorFrame& error) {
   a.error = fmt::format("server error {}: {}", error.code, error.message);
+  last_error_ = error.code;
   if (error.code == 1008) {
-    // Unknown project, bad origin, missing channels: retrying soon cannot help.
-    fatal_ = true;
+    // Unknown project, bad origin, missing channels: retrying soon cannot help (if the
+    // connection ends with it, see End).
     log::error("upstream", "configuration problem reported by the server",
                {{"code", "1008"}, {"message", error.message}});
   } else if (error.code == 401 || error.code == 403) {
-    auth_rejected_ = true;
     log::error("upstream", "the server rejected our credentials",
                {{"code", std::to_string(error.code)}, {"message", error.message}, {"auth", auth_}});
   } else {

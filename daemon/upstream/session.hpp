@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,10 +33,10 @@ std::string subscription_id(std::string_view route_name);
 // machine: inputs are what happened (a connection opened, a frame decoded, a timer expired, the
 // read side took an event, a command), each with the time; outputs are the Actions the shell
 // carries out. It decides the message-mode subscribe bookkeeping (and the unsubscribe diff once
-// the latest subscribe is confirmed), the heartbeat rule, what an error frame means, when the
-// session stops, and the gap between two subscriptions; it counts the upstream metrics and logs
-// the lines those decisions trigger. No sockets, no timers, no clock of its own, so tests drive
-// it frame by frame.
+// the latest subscribe is confirmed), the heartbeat rule, what an error frame or a close frame
+// means, when the session stops, and the gap between two subscriptions; it counts the upstream
+// metrics and logs the lines those decisions trigger. No sockets, no timers, no clock of its own,
+// so tests drive it frame by frame.
 //
 // Owned by the RealtimeClient, which does the I/O; used on the daemon's event loop only.
 class Session {
@@ -63,6 +64,7 @@ class Session {
     std::vector<std::string> send;     // text frames to write, in this order
     std::optional<Gap> gap;            // reported as the subscription came back
     bool subscribed = false;           // became subscribed
+    bool unsubscribed = false;         // lost the subscription; the connection is still closing
     EventPtr deliver;                  // hand on, then call event_taken() (reading pauses)
     std::optional<Clock::time_point> arm_timer;  // call timer_expired() at (not before) this time
     // Close the connection (or the one being opened) now, whatever its reads and writes are
@@ -71,18 +73,29 @@ class Session {
   };
 
   // How a connection, or an attempt at one, ended: what the shell's reconnect policy needs.
+  // An error frame tells how a connection ended only when nothing else happened between it and
+  // the end (no other frame, no ping): Appwrite closes right after an error it means to end the
+  // connection with, so an error followed by a healthy connection says nothing about a later
+  // drop.
   struct End {
     std::string reason;          // the disconnect label ("server_error" after a 1008)
-    bool fatal = false;          // a 1008 error: a configuration problem on our side
-    bool auth_rejected = false;  // a 401/403 error: the credentials need renewing
+    bool fatal = false;          // ended by a 1008 error: a configuration problem on our side
+    bool auth_rejected = false;  // ended by a 401/403 error: the credentials need renewing
     bool reached_connected = false;
   };
+
+  // How long the closing handshake may take once the server sent a close frame: the peer should
+  // close TCP as soon as it has our answer. A hung peer (or a lost FIN) is then cut off.
+  static constexpr std::chrono::milliseconds kClosingDeadline{2000};
 
   Session(std::chrono::milliseconds heartbeat, Subscription subscription, Metrics& metrics);
 
   // The WebSocket handshake succeeded. `auth` names the credentials it presented (for logs).
   Actions opened(Mode mode, std::string_view auth, Time now);
   Actions received(DecodedFrame frame, Time now);
+  // The server sent a close frame (the WebSocket layer answers it and waits for the TCP close):
+  // the subscription is over at once, and the connection within kClosingDeadline.
+  Actions close_received(std::uint16_t code, std::string_view reason, Time now);
   // The event from the last `deliver` has been taken: reading resumes.
   Actions event_taken(Time now);
   Actions timer_expired(Time now);
@@ -115,6 +128,10 @@ class Session {
   void subscribe_answered(Actions& a, bool success, Time now);
   void became_subscribed(Actions& a, Time now);
   void on_error(Actions& a, const ErrorFrame& error);
+  // Counts the end of the connection (once) and, if it was subscribed, starts the gap; true
+  // when that ended the subscription.
+  bool lose(Time now);
+  std::string end_reason() const;
 
   std::chrono::milliseconds heartbeat_;
   Subscription subscription_;
@@ -130,8 +147,10 @@ class Session {
   bool open_ = false;
   bool closing_ = false;
   std::string reason_;
-  bool fatal_ = false;
-  bool auth_rejected_ = false;
+  std::optional<std::int64_t> last_error_;  // the error frame nothing has followed yet
+  bool lost_ = false;                       // counted by lose()
+  bool peer_closed_ = false;                // a close frame arrived
+  Clock::time_point closing_deadline_{};
   bool reached_connected_ = false;
   bool subscribed_ = false;
   bool can_resubscribe_ = false;  // message mode, after `connected`

@@ -1,6 +1,7 @@
 """Credentials, TLS, secrets and hostile servers, through the real binaries: every auth form
 including expiry and rejection, wss:// with a test CA (wrong CA, wrong host name, verify off),
-known secrets grepped out of every output, and a fake server that sends garbage or stalls."""
+known secrets grepped out of every output, and a fake server that sends garbage, stalls, closes
+without a TCP close, sends a 1008 and stays up, or sends one huge frame."""
 
 import base64
 import hashlib
@@ -429,9 +430,19 @@ def event_frame(row_id, payload_extra=""):
             '"payload":{"$id":"%s"%s}}}' % (row_id, ORDERS, row_id, payload_extra)).encode()
 
 
+def close_frame(code, reason):
+    return ws_frame(code.to_bytes(2, "big") + reason.encode(), opcode=8)
+
+
+def error_frame(code, message):
+    return ws_frame(json.dumps({"type": "error", "data": {"code": code, "message": message}})
+                    .encode())
+
+
 class HostileServer:
     """A raw TCP server that speaks just enough HTTP and WebSocket to play one scripted
-    behaviour per realtime connection; REST calls get a plain 200."""
+    behaviour per realtime connection; REST calls get a plain 200. A behaviour named
+    "NAME:ARG" takes an argument; behaviours ending in "_on_cue" wait for cue() first."""
 
     def __init__(self, behaviours):
         self.behaviours = list(behaviours)
@@ -442,10 +453,25 @@ class HostileServer:
         self.port = self.sock.getsockname()[1]
         self.conns = []
         self.closed = False
+        self._cue = threading.Event()
+        self.cued = threading.Event()  # set once a cued behaviour has acted
+        self._send_lock = threading.Lock()  # a cued frame and a pong never interleave
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def cue(self):
+        """Lets the current connection's cued behaviour act; returns once it has."""
+        self.cued.clear()
+        self._cue.set()
+        if not self.cued.wait(10):
+            raise AssertionError("the hostile server did not act on its cue")
+
+    def _wait_for_cue(self):
+        self._cue.wait()
+        self._cue.clear()
 
     def close(self):
         self.closed = True
+        self._cue.set()
         self.sock.close()
         for c in self.conns:
             try:
@@ -473,6 +499,7 @@ class HostileServer:
                              b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
                 return
             behaviour = self.behaviours.pop(0) if self.behaviours else "good"
+            behaviour, _, arg = behaviour.partition(":")
             self.upgrades += 1
             if behaviour == "stall_handshake":
                 self._hold(conn)
@@ -487,11 +514,40 @@ class HostileServer:
                          b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
             conn.sendall(ws_frame(b'{"type":"connected","data":{"channels":["%s"],'
                                   b'"user":{"$id":"bridge"}}}' % ORDERS.encode()))
-            if behaviour == "close_and_hold":
-                # A close frame, then neither the TCP close nor any answer to a ping.
-                conn.sendall(ws_frame(b"\x03\xe8", opcode=8))
-                self._hold(conn)
+            if behaviour == "close":
+                # A close frame at once, and the TCP close once the client has answered it (the
+                # server closes TCP first, RFC 6455 §7.1.1).
+                conn.sendall(close_frame(1000, ""))
+                self._pong(conn)
                 return
+            if behaviour == "close_on_cue":
+                # Answers pings until the cue, then a close frame with the code `arg` and,
+                # like a hung server or a lost FIN, never the TCP close.
+                threading.Thread(target=self._pong, args=(conn,), daemon=True).start()
+                self._wait_for_cue()
+                with self._send_lock:
+                    conn.sendall(close_frame(int(arg), "hostile close %s" % arg))
+                self.cued.set()
+                self._hold_open()
+                return
+            if behaviour == "error_1008_then_drop_on_cue":
+                # One policy-violation error on a connection that then stays healthy (an event,
+                # pongs), and a plain TCP drop at the cue.
+                conn.sendall(error_frame(1008, "Invalid query"))
+                conn.sendall(ws_frame(event_frame("after-1008")))
+                threading.Thread(target=self._pong, args=(conn,), daemon=True).start()
+                self._wait_for_cue()
+                conn.shutdown(socket.SHUT_RDWR)
+                self.cued.set()
+                return
+            if behaviour == "huge_event_on_cue":
+                # At the cue, one ~14 MB event (7 M array elements in its payload), then
+                # normal ones.
+                self._wait_for_cue()
+                conn.sendall(ws_frame(event_frame("huge", ',"list":[%s0]' % ("0," * 7_000_000))))
+                for i in range(3):
+                    conn.sendall(ws_frame(event_frame("after-huge-%d" % i)))
+                self.cued.set()
             if behaviour == "garbage":
                 nested = b'{"type":"event","data":' + b"[" * 100000 + b"]" * 100000 + b"}"
                 for frame in (
@@ -521,6 +577,12 @@ class HostileServer:
         while not self.closed and conn.recv(4096):
             pass
 
+    def _hold_open(self):
+        """Keeps the connection open (the caller's `finally` closes it) until the server stops,
+        whatever the client sends or shuts down."""
+        while not self.closed:
+            time.sleep(0.05)
+
     def _pong(self, conn):
         """Answers each client frame (pings) with a pong until the client goes away."""
         while not self.closed:
@@ -536,7 +598,8 @@ class HostileServer:
                 return
             if head[0] & 0x0F == 8:
                 return  # close
-            conn.sendall(ws_frame(b'{"type":"pong"}'))
+            with self._send_lock:
+                conn.sendall(ws_frame(b'{"type":"pong"}'))
 
 
 class HostileServerTest(SecurityTest):
@@ -574,17 +637,101 @@ class HostileServerTest(SecurityTest):
         self.assertEqual(len(big[0]["payload"]["blob"]), 1 << 20)
         self.assertEqual(s.stop(), 0, self.dump_on_failure(s))
 
-    def test_close_frame_without_tcp_close_is_ended_by_the_heartbeat(self):
-        # Beast answers the close frame and then waits for a TCP close that never comes; the
-        # heartbeat runs on its own clock and closes the socket under it.
-        server = HostileServer(["close_and_hold", "good"])
+    def test_close_frame_with_tcp_close_reconnects(self):
+        server = HostileServer(["close", "good"])
+        self.addCleanup(server.close)
+        s = self.start_sluice(config(f"http://127.0.0.1:{server.port}/v1", self.out(),
+                                     f'{{session: "{SESSION}"}}', heartbeat="30s",
+                                     reconnect="{initial: 100ms, max: 500ms}"))
+        wait_for(lambda: server.upgrades >= 2 and s.ready(), 10,
+                 "subscribed again on a second connection")
+        self.assertEqual(s.metric("sluice_upstream_disconnects_total", reason="server_closed"), 1,
+                         self.dump_on_failure(s))
+        # The closing handshake ended it, not the deadline for a peer that never closes.
+        self.assertFalse([r for r in s.logs() if "did not close" in r.get("msg", "")],
+                         self.dump_on_failure(s))
+        self.assertEqual(s.stop(), 0, self.dump_on_failure(s))
+
+    def test_close_frame_ends_readiness_at_once_and_the_connection_within_a_deadline(self):
+        # A close frame, then no TCP close (a hung server, a lost FIN): sluice is no longer
+        # subscribed from that moment and ends the connection after a short closing deadline,
+        # long before a heartbeat interval (30 s here), then reconnects with the normal backoff.
+        codes = (1001, 1011, 4000)
+        server = HostileServer([f"close_on_cue:{code}" for code in codes] + ["good"])
+        self.addCleanup(server.close)
+        s = self.start_sluice(config(f"http://127.0.0.1:{server.port}/v1", self.out(),
+                                     f'{{session: "{SESSION}"}}', heartbeat="30s",
+                                     reconnect="{initial: 100ms, max: 500ms}"))
+        for n, code in enumerate(codes, start=1):
+            wait_for(lambda: server.upgrades == n and s.ready(), 20,
+                     f"subscribed on connection {n}")
+            server.cue()
+            wait_for(lambda: not s.ready(), 2, f"/readyz to fail after the close frame {code}")
+            self.assertEqual(s.metric("sluice_upstream_connected"), 0, self.dump_on_failure(s))
+            self.assertEqual(s.metric("sluice_upstream_disconnects_total", reason="server_closed"),
+                             n, self.dump_on_failure(s))
+            record = wait_for(lambda: next((r for r in s.logs()
+                                            if r.get("msg") == "the server closed the connection"
+                                            and r.get("code") == str(code)), None),
+                              5, f"the log line of the close frame {code}")
+            self.assertEqual(record["level"], "warn")
+            self.assertEqual(record["reason"], f"hostile close {code}")
+            wait_for(lambda: server.upgrades == n + 1 and s.ready(), 10,
+                     f"subscribed again after the close frame {code}")
+        self.assertEqual(s.stop(), 0, self.dump_on_failure(s))
+
+    def test_a_1008_on_a_healthy_connection_does_not_slow_a_later_reconnect(self):
+        # Appwrite closes the connection after a 1008; one that stays healthy after it has not
+        # been ended by it, so its later drop waits the normal backoff, not reconnect.max.
+        server = HostileServer(["error_1008_then_drop_on_cue", "good"])
         self.addCleanup(server.close)
         s = self.start_sluice(config(f"http://127.0.0.1:{server.port}/v1", self.out(),
                                      f'{{session: "{SESSION}"}}', heartbeat="1s",
-                                     reconnect="{initial: 100ms, max: 500ms}"))
-        wait_for(lambda: server.upgrades >= 2 and s.ready(), 30,
-                 "subscribed again on a second connection")
+                                     reconnect="{initial: 100ms, max: 30s}"))
+        wait_for(lambda: "after-1008" in self.archive_ids(), 20, "the event after the 1008")
+        self.assertTrue(s.ready())
+        server.cue()
+        wait_for(lambda: server.upgrades == 2 and s.ready(), 5,
+                 "subscribed again after the normal backoff, not reconnect.max (30 s)")
+        self.assertEqual(s.metric("sluice_upstream_disconnects_total", reason="dropped"), 1,
+                         self.dump_on_failure(s))
+        self.assertEqual(s.metric("sluice_upstream_disconnects_total", reason="server_error"), 0)
         self.assertEqual(s.stop(), 0, self.dump_on_failure(s))
+
+    def test_one_huge_frame_does_not_keep_its_memory(self):
+        server = HostileServer(["huge_event_on_cue"])
+        self.addCleanup(server.close)
+        # ASan's quarantine holds freed memory back on purpose; without it, what sluice frees is
+        # unmapped at once, as glibc does with blocks this large.
+        s = self.start_sluice(config(f"http://127.0.0.1:{server.port}/v1", self.out(),
+                                     f'{{session: "{SESSION}"}}', heartbeat="5s"),
+                              env={"ASAN_OPTIONS": "quarantine_size_mb=0"})
+        s.wait_ready()
+        idle = rss_mb(s)
+        server.cue()
+        archive = os.path.join(self.out(), "archive.jsonl")
+
+        def archived(row_id):
+            with open(archive) as f:
+                return f'"$id":"{row_id}"' in f.read()
+
+        wait_for(lambda: archived("after-huge-2"), 30, "the events after the huge one",
+                 interval=0.2)
+        self.assertTrue(archived("huge"))
+        peak = rss_mb(s)
+        wait_for(lambda: rss_mb(s) < idle + 20, 5,
+                 f"RSS back near the idle footprint ({idle:.0f} MB idle, {peak:.0f} MB after)")
+        print(f"RSS: {idle:.0f} MB idle, {peak:.0f} MB after the huge frame, "
+              f"{rss_mb(s):.0f} MB at the end")
+        self.assertEqual(s.stop(), 0, self.dump_on_failure(s))
+
+
+def rss_mb(s):
+    with open(f"/proc/{s.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
 
 
 class RecordingProxy:

@@ -365,6 +365,32 @@ TEST(Decoder, LargeFrameAndReuse) {
   }
 }
 
+// After a frame above kFrameRetainBytes the decoder starts over with a fresh parser: the event
+// it returned must not point into the old one (unescaped strings included; ASan watches), and
+// the next frames decode as before.
+TEST(Decoder, AnOversizedFrameLeavesItsEventIntactAndTheDecoderWorking) {
+  FrameDecoder d;
+  std::string huge = R"({"type":"event","data":{"events":["a\/b"],"channels":["c\u0041"],)"
+                     R"("timestamp":"2026-08-21T12:00:00\u002e5Z","payload":{"list":[)";
+  while (huge.size() <= kFrameRetainBytes)
+    huge += "0,";
+  huge += "0]}}}";
+  const auto big = decode(d, huge);
+  ASSERT_EQ(big.kind, FrameKind::event) << big.invalid_reason;
+  const auto small = decode(d, R"({"type":"event","data":{"events":["x\/y"],"channels":["z"],)"
+                               R"("timestamp":"2026-08-21T13:00:00Z","payload":{}}})");
+  ASSERT_EQ(small.kind, FrameKind::event) << small.invalid_reason;
+  EXPECT_EQ(strings(big.event->events), std::vector<std::string>{"a/b"});
+  EXPECT_EQ(strings(big.event->channels), std::vector<std::string>{"cA"});
+  EXPECT_EQ(big.event->timestamp_text, "2026-08-21T12:00:00.5Z");
+  EXPECT_EQ(big.event->frame, huge);
+  EXPECT_EQ(strings(small.event->events), std::vector<std::string>{"x/y"});
+
+  // An oversized frame that is not JSON is dropped the same way.
+  EXPECT_EQ(decode(d, std::string(kFrameRetainBytes + 1, '[')).invalid_reason, "json");
+  EXPECT_EQ(decode(d, R"({"type":"pong"})").kind, FrameKind::pong);
+}
+
 }  // namespace
 }  // namespace sluice::upstream
 

@@ -337,6 +337,102 @@ TEST_F(SessionTest, OtherErrorsAreOnlyNoted) {
   EXPECT_FALSE(end.auth_rejected);
 }
 
+TEST_F(SessionTest, A1008FollowedByAnyFrameDoesNotEndTheConnection) {
+  for (auto after : {FrameKind::event, FrameKind::pong}) {
+    auto& s = subscribed(Mode::url);
+    s.received(error(1008, "Invalid query"), at(1s));
+    s.received(after == FrameKind::event ? event() : frame(after), at(2s));
+    s.transport_failed("dropped", at(60s));
+    const auto end = s.ended("", at(60s));
+    EXPECT_FALSE(end.fatal);
+    EXPECT_EQ(end.reason, "dropped");
+  }
+  EXPECT_EQ(disconnects("dropped"), 2);
+  EXPECT_EQ(disconnects("server_error"), 0);
+}
+
+TEST_F(SessionTest, AnErrorOutlivedByAHeartbeatDoesNotEndTheConnection) {
+  for (const std::int64_t code : {1008, 401}) {
+    auto& s = subscribed(Mode::url);
+    s.received(error(code, "error"), at(1s));
+    EXPECT_EQ(s.timer_expired(at(20s)).send, std::vector<std::string>{kPing});
+    s.transport_failed("dropped", at(21s));
+    const auto end = s.ended("", at(21s));
+    EXPECT_FALSE(end.fatal) << code;
+    EXPECT_FALSE(end.auth_rejected) << code;
+    EXPECT_EQ(end.reason, "dropped") << code;
+  }
+}
+
+TEST_F(SessionTest, A1008ThatEndedTheConnectionAfterHealthyTrafficIsStillFatal) {
+  auto& s = subscribed(Mode::url);
+  s.received(event(), at(1s));
+  s.received(frame(FrameKind::pong), at(2s));
+  s.received(error(1008, "Missing project context"), at(3s));
+  s.transport_failed("dropped", at(3s));
+  EXPECT_TRUE(s.ended("", at(3s)).fatal);
+}
+
+TEST_F(SessionTest, ACloseFrameEndsTheSubscriptionAtOnceAndTheConnectionAtTheDeadline) {
+  auto& s = subscribed(Mode::url);
+  auto a = s.close_received(1001, "going away", at(5s));
+  EXPECT_TRUE(a.unsubscribed);
+  EXPECT_FALSE(a.close);  // the closing handshake gets its deadline
+  EXPECT_EQ(a.arm_timer, t0 + 5s + Session::kClosingDeadline);
+  EXPECT_FALSE(s.subscribed());
+  EXPECT_EQ(disconnects("server_closed"), 1);
+
+  // A second close frame or an early timer changes nothing; no ping on a closing connection.
+  EXPECT_FALSE(s.close_received(1001, "again", at(5s)).unsubscribed);
+  a = s.timer_expired(at(5s + Session::kClosingDeadline - 1ms));
+  EXPECT_TRUE(a.send.empty());
+  EXPECT_FALSE(a.close);
+
+  a = s.timer_expired(at(5s + Session::kClosingDeadline));
+  EXPECT_EQ(a.close, "server_closed");
+  EXPECT_FALSE(s.transport_failed("closed_locally", at(8s)).close);
+  const auto end = s.ended("", at(8s));
+  EXPECT_EQ(end.reason, "server_closed");
+  EXPECT_FALSE(end.fatal);
+  EXPECT_TRUE(end.reached_connected);
+  EXPECT_EQ(disconnects("server_closed"), 1);  // counted once, at the close frame
+
+  // The gap runs from the close frame.
+  s.opened(Mode::url, "session", at(9s));
+  a = s.received(frame(FrameKind::connected), at(10s));
+  ASSERT_TRUE(a.gap);
+  EXPECT_EQ(a.gap->from, wall0 + 5s);
+}
+
+TEST_F(SessionTest, ACloseFrameFollowedByTheTcpCloseEndsAtOnce) {
+  auto& s = subscribed(Mode::url);
+  s.close_received(1000, "", at(5s));
+  EXPECT_EQ(s.transport_failed("server_closed", at(5s)).close, "server_closed");
+  EXPECT_EQ(s.ended("", at(5s)).reason, "server_closed");
+  EXPECT_EQ(disconnects("server_closed"), 1);
+}
+
+TEST_F(SessionTest, ACloseFrameAfterA1008IsAConfigurationProblem) {
+  auto& s = subscribed(Mode::url);
+  s.received(error(1008, "Missing project context"), at(1s));
+  EXPECT_TRUE(s.close_received(1008, "", at(1s)).unsubscribed);
+  EXPECT_EQ(disconnects("server_error"), 1);
+  s.transport_failed("server_closed", at(1s));
+  const auto end = s.ended("", at(1s));
+  EXPECT_TRUE(end.fatal);
+  EXPECT_EQ(end.reason, "server_error");
+}
+
+TEST_F(SessionTest, AClosingConnectionTakesNoNewSubscriptionAndStopsAtOnce) {
+  auto& s = subscribed(Mode::message);
+  s.close_received(1011, "internal error", at(5s));
+  EXPECT_TRUE(s.update_subscription(routes({"c"}), at(6s)).send.empty());  // the next one gets it
+  const auto a = s.stop_after_pong(at(6s));                                // no pong will come
+  EXPECT_TRUE(a.send.empty());
+  EXPECT_TRUE(a.close);
+  EXPECT_TRUE(s.stopping());
+}
+
 TEST_F(SessionTest, AFailedAttemptCountsAsAFailedConnect) {
   Session s(kHeartbeat, routes({"a"}), metrics_);
   const auto end = s.ended("connect", at(1s));
