@@ -6,7 +6,7 @@
 #include <string_view>
 
 // `${env:NAME}`, `${file:PATH}` and `${credential:NAME}` in routes.yaml string values
-// (DESIGN.md §3). Plain functions over an injectable environment so tests need no real one.
+// (README, "A tour of `routes.yaml`"). Plain functions over an injectable environment so tests need no real one.
 namespace sluice::config {
 
 struct InterpolationEnv {

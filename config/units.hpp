@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-// Parsers for the scalar forms of routes.yaml (DESIGN.md §3) that are not plain YAML types.
+// Parsers for the scalar forms of routes.yaml that are not plain YAML types (README, "A tour of `routes.yaml`").
 // Pure functions: the loader and the command line both use them, and the unit tests pin them.
 namespace sluice::config {
 

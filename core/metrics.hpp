@@ -11,7 +11,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
-// Every series of DESIGN.md §5, registered once at start-up. Owned by the App, created before
+// Every series on /metrics, registered once at start-up. Owned by the App, created before
 // anything that counts and destroyed after it; prometheus-cpp's metrics are atomic, so they
 // may be updated from the event loop and from blocking-pool threads alike, and read by /metrics.
 namespace sluice {

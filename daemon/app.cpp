@@ -50,25 +50,6 @@ constexpr std::chrono::seconds kCancelGrace{1};
 // How long the old connection of a URL-mode switch-over may take to answer its last ping.
 constexpr std::chrono::seconds kSwitchGrace{5};
 
-std::string_view state_label(upstream::RealtimeClient::State s) {
-  using S = upstream::RealtimeClient::State;
-  switch (s) {
-    case S::idle:
-      return "idle";
-    case S::connecting:
-      return "connecting";
-    case S::connected:
-      return "connected";
-    case S::subscribed:
-      return "subscribed";
-    case S::backing_off:
-      return "backing_off";
-    case S::stopped:
-      return "stopped";
-  }
-  return "idle";
-}
-
 upstream::Subscription make_subscription(const Generation& gen) {
   upstream::Subscription subscription;
   subscription.channels = gen.router->subscription_channels();
@@ -224,7 +205,7 @@ class App {
     admin::StatusReport report;
     report.version = SLUICE_VERSION;
     report.ready = ready();
-    report.upstream = {.state = std::string(state_label(s.state)),
+    report.upstream = {.state = std::string(upstream::state_name(s.state)),
                        .since = s.since,
                        .endpoint = gen.config.appwrite.realtime_endpoint,
                        .project = gen.config.appwrite.project,
@@ -344,7 +325,7 @@ class App {
     // The swap. Old workers not carried over drain in the background.
     const auto previous = dispatcher_.install(next);
     for (const auto i : plan.drain)
-      retire({previous->workers[i], spool_path(previous->config.sinks[i])});
+      retire({previous->workers[i], sinks::spool_path(previous->config.sinks[i])});
     for (std::size_t i = 0; i < plan.sinks.size(); ++i) {
       if (!plan.sinks[i].keep)
         next->workers[i]->start();
@@ -515,6 +496,14 @@ class App {
       co_return;
     stopping_ = true;
     notify_.stopping();
+    // The bound starts now, not after the reload in progress or the upstream have let go: a
+    // reload can be waiting for a replaced sink's delivery to finish (up to its `timeout`).
+    const auto deadline = Clock::now() + kDrainGrace;
+    hard_stop_.expires_at(deadline + kCancelGrace);
+    hard_stop_.async_wait([this](boost::system::error_code ec) {
+      if (!ec)
+        exit_now();
+    });
     boost::system::error_code ignored;
     signals_.cancel(ignored);
     dispatcher_.stop();
@@ -530,12 +519,6 @@ class App {
     // Drain every sink concurrently against one deadline, with any still draining. A sink
     // can be inside a deliver() that outlasts it (a request with a long timeout to a receiver
     // that never answers): the drain is bounded by exiting without it (exit_now()).
-    const auto deadline = Clock::now() + kDrainGrace;
-    hard_stop_.expires_at(deadline + kCancelGrace);
-    hard_stop_.async_wait([this](boost::system::error_code ec) {
-      if (!ec)
-        exit_now();
-    });
     for (auto& w : dispatcher_.current().workers)
       in_background(stop_worker(w, deadline));
     while (background_ > 0)

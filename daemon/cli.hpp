@@ -7,8 +7,8 @@
 #include "config/config.hpp"
 #include "core/log.hpp"
 
-// The command line of DESIGN.md §2, parsed into plain values. Parsing never exits the process;
-// main() decides what to print and which exit code to use.
+// The command line (README, "Command line"), parsed into plain values. Parsing never exits the
+// process; main() decides what to print and which exit code to use.
 namespace sluice {
 
 inline constexpr int kExitOk = 0;

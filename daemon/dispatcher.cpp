@@ -107,10 +107,12 @@ void Dispatcher::stop() {
 }
 
 asio::awaitable<void> Dispatcher::dispatch(EventPtr event) {
-  // The workers that already took this event: after a wait it is routed again under the
-  // current generation, and a worker that survived a reload must not get it twice. Shared
-  // pointers, so a retired worker's address cannot be mistaken for a new one.
-  boost::container::small_vector<std::shared_ptr<sinks::SinkWorker>, 4> accepted;
+  // The sinks that already took this event, by name: after a wait it is routed again under the
+  // current generation, and a sink must not get it twice, whether its worker survived a
+  // reload or was replaced (a changed sink's old worker still delivers what it took, and a
+  // disk buffer hands it to the new one).
+  // Copies, not views: a retired worker may be gone by the time the event routes again.
+  boost::container::small_vector<std::string, 4> accepted;
   for (bool first = true;; first = false) {
     while (held_ && !stopped_)
       co_await gate_.wait();
@@ -128,14 +130,14 @@ asio::awaitable<void> Dispatcher::dispatch(EventPtr event) {
     std::shared_ptr<sinks::SinkWorker> full;
     for (const auto& t : route_result_.targets) {
       const auto& worker = gen.workers[t.sink];
-      if (std::find(accepted.begin(), accepted.end(), worker) != accepted.end())
+      if (std::find(accepted.begin(), accepted.end(), worker->name()) != accepted.end())
         continue;
       if (worker->offer(make_record(event, t.route_name, t.channel)) ==
           sinks::SinkWorker::Accept::full) {
         full = worker;
         break;
       }
-      accepted.push_back(worker);
+      accepted.push_back(worker->name());
     }
     if (!full)
       co_return;

@@ -4,12 +4,6 @@
 
 namespace sluice {
 
-std::string spool_path(const config::SinkConfig& sink) {
-  if (sink.buffer.type != config::BufferConfig::Type::disk)
-    return {};
-  return sink.buffer.dir + "/" + sink.name;
-}
-
 ReloadPlan plan_reload(const config::Config& old, std::span<const DrainingSinkInfo> draining,
                        const config::Config& next) {
   ReloadPlan plan;
@@ -23,8 +17,8 @@ ReloadPlan plan_reload(const config::Config& old, std::span<const DrainingSinkIn
     if (before && before->same_settings(sink)) {
       step.keep = before_index;
       carried[before_index] = true;
-    } else if (const auto spool = spool_path(sink); !spool.empty()) {
-      if (before && spool_path(*before) == spool) {
+    } else if (const auto spool = sinks::spool_path(sink); !spool.empty()) {
+      if (before && sinks::spool_path(*before) == spool) {
         step.stop_old = before_index;
         carried[before_index] = true;
       }

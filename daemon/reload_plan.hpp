@@ -8,13 +8,11 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "sinks/spool/spool_path.hpp"
 
 // What a reload changes, decided from the configurations alone (README "Changing routes while
 // running"): plain functions without I/O, carried out by the App's reload coroutine.
 namespace sluice {
-
-// Where a sink's disk buffer lives (<buffer.dir>/<name>), or "" for a memory buffer.
-std::string spool_path(const config::SinkConfig& sink);
 
 // A sink that an earlier reload removed or replaced and that is still delivering what it holds.
 struct DrainingSinkInfo {

@@ -62,8 +62,8 @@ class EventPattern {
   std::vector<bool> wildcard_;
 };
 
-// The routing table compiled from one Config (DESIGN.md §3). Immutable once built: a reload
-// builds a new Router and the daemon swaps the shared_ptr, so any thread may call route()
+// The routing table compiled from one Config (the `routes:` of routes.yaml). Immutable once built:
+// a reload builds a new Router and the daemon swaps the shared_ptr, so any thread may call route()
 // concurrently. Per-event cost depends on the routes listening on the event's channels (and,
 // for routes filed by an `equal` value, on those holding the event's value), not on the size
 // of the table.

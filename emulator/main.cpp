@@ -1,5 +1,5 @@
 // appwrite-emulator: a protocol-faithful stand-in for an Appwrite server (realtime, a few REST
-// endpoints, control endpoints for tests). See --help and DESIGN.md §6.
+// endpoints, control endpoints for tests). See --help and the README.
 #include <csignal>
 #include <cstdio>
 #include <fstream>

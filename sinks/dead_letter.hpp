@@ -13,7 +13,7 @@
 #include "sinks/sink.hpp"
 
 // The dead-letter file of one sink: records the engine gave up on, as JSON Lines appended to
-// `dead_letter` (DESIGN.md §3), one line per record:
+// `dead_letter`, one line per record:
 //   {"time","sink","route","event_id","reason","attempts","first_attempt","last_attempt",
 //    "record": <the record's raw bytes, unchanged>}
 // Owned by the sink's SinkWorker and called from its coroutine on the event loop; the file

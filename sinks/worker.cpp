@@ -61,13 +61,13 @@ SinkWorker::SinkWorker(asio::any_io_executor loop, std::unique_ptr<Sink> sink,
   if (metrics_.failed)
     dropped_full_ = &metrics_.failed("dropped_full");
   if (buffer_.type == config::BufferConfig::Type::disk)
-    open_spool(pool);
+    open_spool(pool, spool_path(config));
   update_gauges();
 }
 
-void SinkWorker::open_spool(BlockingPool& pool) {
+void SinkWorker::open_spool(BlockingPool& pool, std::string dir) {
   spool::Spool::Options o;
-  o.dir = buffer_.dir + "/" + name_;
+  o.dir = std::move(dir);
   o.segment_bytes = options_.spool_segment_bytes != 0
                         ? options_.spool_segment_bytes
                         : std::clamp<std::uint64_t>(buffer_.max_bytes / 4, 1ull << 20, 16ull << 20);

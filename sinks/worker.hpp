@@ -20,6 +20,7 @@
 #include "sinks/delivery_queue.hpp"
 #include "sinks/sink.hpp"
 #include "sinks/spool/spool.hpp"
+#include "sinks/spool/spool_path.hpp"
 
 // The delivery engine of one sink (fluent-bit's model: the sink delivers and classifies, the
 // engine owns everything else). One SinkWorker per configured sink, owned by the daemon's App and
@@ -138,7 +139,7 @@ class SinkWorker {
   void drop_new(std::string_view reason);
   void push(Record record, std::uint64_t seq = 0);
   void advance_spool_head();
-  void open_spool(BlockingPool& pool);
+  void open_spool(BlockingPool& pool, std::string dir);
   void update_gauges();
   void count_failure(std::string_view reason);
   void log_failure(std::string_view message, std::string_view reason, std::size_t count);

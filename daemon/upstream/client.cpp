@@ -38,24 +38,6 @@ namespace {
 // columns can exceed it. Anything past this is treated as a broken connection.
 constexpr std::size_t kMaxFrameBytes = 16u << 20;
 
-std::string_view state_name(RealtimeClient::State s) {
-  switch (s) {
-    case RealtimeClient::State::idle:
-      return "idle";
-    case RealtimeClient::State::connecting:
-      return "connecting";
-    case RealtimeClient::State::connected:
-      return "connected";
-    case RealtimeClient::State::subscribed:
-      return "subscribed";
-    case RealtimeClient::State::backing_off:
-      return "backing_off";
-    case RealtimeClient::State::stopped:
-      return "stopped";
-  }
-  return "idle";
-}
-
 // The disconnect reason label for a read or write error.
 std::string classify(const error_code& ec) {
   if (ec == websocket::error::closed)
@@ -124,6 +106,24 @@ struct RealtimeClient::Link {
  private:
   Link*& current_;
 };
+
+std::string_view state_name(RealtimeClient::State s) {
+  switch (s) {
+    case RealtimeClient::State::idle:
+      return "idle";
+    case RealtimeClient::State::connecting:
+      return "connecting";
+    case RealtimeClient::State::connected:
+      return "connected";
+    case RealtimeClient::State::subscribed:
+      return "subscribed";
+    case RealtimeClient::State::backing_off:
+      return "backing_off";
+    case RealtimeClient::State::stopped:
+      return "stopped";
+  }
+  return "idle";
+}
 
 RealtimeClient::RealtimeClient(asio::any_io_executor loop, const config::AppwriteConfig& config,
                                Subscription subscription, Metrics& metrics, EventHandler on_event)

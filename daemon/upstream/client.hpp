@@ -127,4 +127,7 @@ class RealtimeClient {
   GapHandler on_gap_;
 };
 
+// The state's name, as logs and /status show it.
+std::string_view state_name(RealtimeClient::State state);
+
 }  // namespace sluice::upstream

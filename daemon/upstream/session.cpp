@@ -75,6 +75,9 @@ Session::Actions Session::opened(Mode mode, std::string_view auth, Time now) {
   last_ping_.reset();
   next_ping_ = now.steady + heartbeat_;
   paused_ = false;
+  pings_sent_ = 0;
+  pongs_received_ = 0;
+  stop_at_pong_ = 1;  // a stop asked for before this connection: its first pong will do
   Actions a;
   a.arm_timer = next_ping_;
   return a;
@@ -109,9 +112,12 @@ Session::Actions Session::received(DecodedFrame frame, Time now) {
       on_error(a, frame.error);
       break;
     case FrameKind::pong:
-      // A switch-over closes this connection once the server answered a ping sent after the
-      // new one was subscribed: every event queued before that ping has been read.
-      if (stop_after_pong_) {
+      // A switch-over closes this connection once the server answered the ping sent after the
+      // new one was subscribed: every event queued before that ping has been read. Pongs carry
+      // no id but come in order, so an earlier heartbeat ping's pong is counted, not taken
+      // for it.
+      ++pongs_received_;
+      if (stop_after_pong_ && pongs_received_ >= stop_at_pong_) {
         stopping_ = true;
         close(a, "stopping");
       }
@@ -172,6 +178,7 @@ Session::Actions Session::timer_expired(Time now) {
     return a;
   }
   a.send.emplace_back(kPing);
+  ++pings_sent_;
   last_ping_ = now.steady;
   next_ping_ = now.steady + heartbeat_;
   a.arm_timer = next_ping_;
@@ -201,6 +208,7 @@ Session::Actions Session::stop_after_pong(Time now) {
   if (!open_ || peer_closed_)
     return stop(now);
   stop_after_pong_ = true;
+  stop_at_pong_ = ++pings_sent_;
   Actions a;
   a.send.emplace_back(kPing);
   return a;

@@ -164,6 +164,9 @@ class Session {
   // is ours, not the server's.
   Clock::time_point last_frame_{};
   std::optional<Clock::time_point> last_ping_;
+  std::uint64_t pings_sent_ = 0;  // on this connection, heartbeat and stop pings alike
+  std::uint64_t pongs_received_ = 0;
+  std::uint64_t stop_at_pong_ = 1;  // the pong that answers the stop_after_pong() ping
   Clock::time_point next_ping_{};
   bool paused_ = false;
 };

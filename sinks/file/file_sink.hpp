@@ -16,7 +16,7 @@
 #include "sinks/file/file_config.hpp"
 #include "sinks/sink.hpp"
 
-// The file sink (DESIGN.md §4): JSON Lines, one record (Event::data, byte for byte) per line,
+// The file sink: JSON Lines, one record (Event::data, byte for byte) per line,
 // appended to the file its path template renders for that record. Files are created with their
 // directories (mode 0640), kept open in a small cache, rotated by size or age (the current file
 // is renamed `<path>.<YYYYmmddTHHMMSS.mmmZ>` and a new one started) and fsynced per policy:

@@ -19,7 +19,7 @@
 #include "sinks/kafka/kafka_config.hpp"
 #include "sinks/sink.hpp"
 
-// The Kafka sink (DESIGN.md §4) on librdkafka's C API: an idempotent producer with acks=all
+// The Kafka sink on librdkafka's C API: an idempotent producer with acks=all
 // and the Java-compatible murmur2 partitioner by default. value = Event::data unchanged (not
 // copied: librdkafka points into the event, which the batch keeps alive until its delivery
 // report), key from the `key` template (absent or empty → null key), topic from the `topic`

@@ -20,7 +20,7 @@
 #include "sinks/sink.hpp"
 #include "sinks/webhook/webhook_config.hpp"
 
-// The webhook sink (DESIGN.md §4): POSTs each record (or, with `batch`, a JSON array of
+// The webhook sink: POSTs each record (or, with `batch`, a JSON array of
 // records) to `url` over HTTP/1.1 or HTTPS, signed per `signing.scheme`, and classifies the
 // answer (webhook_policy.hpp). It never retries or waits on its own: the SinkWorker does.
 //

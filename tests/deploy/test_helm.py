@@ -158,7 +158,7 @@ class TemplateReferencesTest(unittest.TestCase):
         self.assertGreaterEqual(len(metrics), 4)
         for metric in metrics:
             with self.subTest(metric):
-                # The metric names of DESIGN.md §5, as core/metrics.cpp registers them.
+                # The metric names sluice exports, as core/metrics.cpp registers them.
                 source = CHART.parents[2] / "core" / "metrics.cpp"
                 self.assertIn(f'"{metric}"', source.read_text())
 

@@ -39,8 +39,8 @@ config::Config with_sinks(std::vector<config::SinkConfig> sinks) {
 const std::optional<std::size_t> none;
 
 TEST(ReloadPlanTest, SpoolPathIsTheBufferDirectoryAndNameForDiskBuffersOnly) {
-  EXPECT_EQ(spool_path(disk_sink("orders", "/var/spool")), "/var/spool/orders");
-  EXPECT_EQ(spool_path(memory_sink("orders")), "");
+  EXPECT_EQ(sinks::spool_path(disk_sink("orders", "/var/spool")), "/var/spool/orders");
+  EXPECT_EQ(sinks::spool_path(memory_sink("orders")), "");
 }
 
 TEST(ReloadPlanTest, AnUnchangedSinkKeepsItsWorkerEvenWhenMovedInTheFile) {

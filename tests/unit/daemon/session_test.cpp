@@ -272,6 +272,17 @@ TEST_F(SessionTest, StopAfterPongClosesAtTheNextPong) {
   EXPECT_EQ(disconnects("stopping"), 1);
 }
 
+TEST_F(SessionTest, StopAfterPongWaitsForThePongOfItsOwnPing) {
+  auto& s = subscribed(Mode::url);
+  // A heartbeat ping is still unanswered when the switch-over asks to stop.
+  EXPECT_EQ(s.timer_expired(at(kHeartbeat)).send, std::vector<std::string>{kPing});
+  EXPECT_EQ(s.stop_after_pong(at(kHeartbeat + 1s)).send, std::vector<std::string>{kPing});
+  // The heartbeat's pong: what the server queued before the stop ping may still follow it.
+  EXPECT_FALSE(s.received(frame(FrameKind::pong), at(kHeartbeat + 2s)).close);
+  EXPECT_TRUE(s.received(event(), at(kHeartbeat + 2s)).deliver);
+  EXPECT_EQ(s.received(frame(FrameKind::pong), at(kHeartbeat + 3s)).close, "stopping");
+}
+
 TEST_F(SessionTest, StopAfterPongWithoutAnOpenConnectionStops) {
   Session s(kHeartbeat, routes({"a"}), metrics_);
   const auto a = s.stop_after_pong(at(0s));
