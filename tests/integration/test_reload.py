@@ -286,6 +286,8 @@ class ReloadTest(IntegrationTest):
         wait_for(lambda: len({r.json()["payload"]["seq"] for r in receiver.snapshot()
                               if r.status == 200}) == 12, 20,
                  "every order delivered" + self.dump_on_failure(s))
+        # Once each: neither the replacement nor the restored sink got an order twice.
+        self.assertEqual(sum(1 for r in receiver.snapshot() if r.status == 200), 12)
         logs = s.logs()
         self.assertFalse(any(r.get("msg") == "draining a removed sink" and r.get("sink") ==
                              "hook" for r in logs), "the buffer was drained, not handed over")
