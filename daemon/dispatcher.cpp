@@ -1,7 +1,6 @@
 #include "daemon/dispatcher.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <utility>
 
 #include <fmt/format.h>
@@ -40,7 +39,15 @@ EventPtr make_gap_marker(const config::RouteConfig& route, std::string_view proj
                          std::chrono::system_clock::time_point to) {
   const std::string from_text = format_utc_millis(from, "+00:00");  // as Appwrite writes them
   const std::string to_text = format_utc_millis(to, "+00:00");
-  const double seconds = std::round(std::chrono::duration<double>(to - from).count() * 1000) / 1000;
+  // Written as 2.150, not Boost.JSON's 2.15E0: the number goes in as text after serialising.
+  const std::string seconds =
+      fmt::format(R"("seconds":{:.3f},)", std::chrono::duration<double>(to - from).count());
+  constexpr std::string_view kSecondsSlot = R"("seconds":0,)";
+  const auto fill_seconds = [&](std::string text) {
+    // Only a key can appear unescaped: every string value has its quotes escaped.
+    text.replace(text.find(kSecondsSlot), kSecondsSlot.size(), seconds);
+    return text;
+  };
   const std::string_view channel = route.channels.front();
   constexpr std::string_view kEvent = "sluice.gap";
 
@@ -48,10 +55,10 @@ EventPtr make_gap_marker(const config::RouteConfig& route, std::string_view proj
   payload["$id"] = fmt::format("gap-{}", make_event_id(from_text + route.name).substr(0, 16));
   payload["from"] = from_text;
   payload["to"] = to_text;
-  payload["seconds"] = seconds;
+  payload["seconds"] = 0;  // the slot fill_seconds() writes into
   payload["project"] = project;
   payload["route"] = route.name;
-  const std::string payload_text = json::serialize(payload);
+  const std::string payload_text = fill_seconds(json::serialize(payload));
 
   json::object data;
   data["events"] = json::array{json::string_view(kEvent)};
@@ -62,7 +69,7 @@ EventPtr make_gap_marker(const config::RouteConfig& route, std::string_view proj
   // Views into `frame` (the `data` object, and its payload: the last member) and into
   // `strings` (the unescaped texts), as the decoder fills them for a received event.
   auto event = std::make_shared<Event>();
-  const std::string text = json::serialize(data);
+  const std::string text = fill_seconds(json::serialize(data));
   event->frame.reserve(text.size() + kJsonPadding);
   event->frame.assign(text);
   const std::string_view frame = event->frame;

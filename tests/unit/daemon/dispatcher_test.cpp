@@ -239,6 +239,8 @@ TEST(GapMarkerTest, IsAnEventInTheShapeOfARealtimeDataObject) {
   EXPECT_EQ(payload.at("from").as_string(), "2026-11-22T10:00:01.100+00:00");
   EXPECT_EQ(payload.at("to").as_string(), "2026-11-22T10:00:03.250+00:00");
   EXPECT_DOUBLE_EQ(payload.at("seconds").to_number<double>(), 2.15);
+  // As a person reads it, with milliseconds, not in Boost.JSON's exponent form.
+  EXPECT_NE(std::string_view(marker->data).find(R"("seconds":2.150,)"), std::string_view::npos);
   EXPECT_EQ(payload.at("project").as_string(), "shop");
   EXPECT_EQ(payload.at("route").as_string(), "orders");
 
