@@ -73,6 +73,8 @@ struct AppwriteConfig {
   enum class Subscribe { url, message, auto_ };
   std::string endpoint;           // REST endpoint, e.g. https://host/v1
   std::string realtime_endpoint;  // always set after loading: derived from endpoint if absent
+  // realtime_endpoint as /status and logs show it: see redacted_url() (config/reader.hpp).
+  std::string realtime_endpoint_shown;
   std::string project;
   AuthConfig auth;
   TlsConfig tls;

@@ -4,7 +4,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 
 namespace sluice::config {
 namespace {
@@ -19,7 +18,9 @@ std::optional<std::string> lookup_env(const InterpolationEnv& env, const std::st
   return std::nullopt;
 }
 
-// Reads a whole file; on failure sets `reason` (strerror text) and returns false.
+// Reads a whole file of at most kMaxSecretFileBytes; on failure sets `reason` (strerror text,
+// or that the file is too large) and returns false. Reads at most one byte past the limit, so
+// an endless device such as /dev/zero costs no more than a file just over it.
 bool read_file(const std::string& path, std::string& content, std::string& reason) {
   errno = 0;
   std::ifstream in(path, std::ios::binary);
@@ -27,13 +28,17 @@ bool read_file(const std::string& path, std::string& content, std::string& reaso
     reason = errno != 0 ? std::strerror(errno) : "cannot open";
     return false;
   }
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
+  content.resize(kMaxSecretFileBytes + 1);
+  in.read(content.data(), static_cast<std::streamsize>(content.size()));
   if (in.bad()) {
     reason = "read error";
     return false;
   }
-  content = buffer.str();
+  content.resize(static_cast<std::size_t>(in.gcount()));
+  if (content.size() > kMaxSecretFileBytes) {
+    reason = "larger than " + std::to_string(kMaxSecretFileBytes / 1024) + " KiB";
+    return false;
+  }
   // `echo secret > file` leaves a newline that is never part of the secret.
   if (!content.empty() && content.back() == '\n') {
     content.pop_back();

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <optional>
 #include <string>
@@ -8,6 +9,10 @@
 // `${env:NAME}`, `${file:PATH}` and `${credential:NAME}` in routes.yaml string values
 // (README, "A tour of `routes.yaml`"). Plain functions over an injectable environment so tests need no real one.
 namespace sluice::config {
+
+// The most `${file:…}` and `${credential:…}` read: a secret is small, and a device such as
+// /dev/zero or a huge file must not fill memory.
+inline constexpr std::size_t kMaxSecretFileBytes = 1u << 20;
 
 struct InterpolationEnv {
   // Directory of the configuration file: relative `${file:…}` paths are resolved against it.
@@ -24,7 +29,8 @@ struct Interpolated {
 };
 
 // Replaces every `${KIND:ARG}` in `text`. `$${` stands for a literal `${`. `${file:…}` gives the
-// file's content with one trailing newline removed; `${credential:NAME}` reads
+// file's content (at most kMaxSecretFileBytes) with one trailing newline removed;
+// `${credential:NAME}` reads
 // `$CREDENTIALS_DIRECTORY/NAME` (systemd's LoadCredential=). On failure returns false and sets
 // `error`, which quotes the `${…}` source and never a resolved value.
 bool interpolate(std::string_view text, const InterpolationEnv& env, Interpolated& out,

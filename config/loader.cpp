@@ -8,7 +8,6 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
-#include <sstream>
 #include <utility>
 
 #include "config/config_map.hpp"
@@ -135,11 +134,25 @@ const ConfigMap<AppwriteConfig>& appwrite_map() {
   using S = A::Subscribe;
   static const ConfigMap<A> table(
       {
-          required_key("endpoint", &A::endpoint,
-                       as::url({"http", "https"}, "an http:// or https:// URL"),
-                       "the REST endpoint, e.g. https://host/v1"),
-          key("realtime_endpoint", &A::realtime_endpoint,
-              as::url({"ws", "wss"}, "a ws:// or wss:// URL"),
+          custom_key<A>(
+              "endpoint",
+              [](Reader& r, const Field& f, A& out) {
+                if (auto url =
+                        r.checked_url(f, {"http", "https"}, "an http:// or https:// URL", true)) {
+                  out.endpoint = std::move(url->value);
+                  out.realtime_endpoint_shown =
+                      redacted_url(derive_realtime(out.endpoint), url->secret);
+                }
+              },
+              "the REST endpoint, e.g. https://host/v1", true),
+          custom_key<A>(
+              "realtime_endpoint",
+              [](Reader& r, const Field& f, A& out) {
+                if (auto url = r.checked_url(f, {"ws", "wss"}, "a ws:// or wss:// URL", true)) {
+                  out.realtime_endpoint = std::move(url->value);
+                  out.realtime_endpoint_shown = redacted_url(out.realtime_endpoint, url->secret);
+                }
+              },
               "the realtime endpoint; derived from endpoint when absent"),
           required_key("project", &A::project, as::string(), "the Appwrite project ID"),
           required_key("auth", &A::auth, auth_map(), "exactly one of " + std::string(kAuthForms)),
@@ -245,6 +258,36 @@ const ConfigMap<SinkConfig>& sink_map() {
   return table;
 }
 
+// Walks the tree as the loader will, aliases expanded, and stops at the first node past
+// kMaxNodes or kMaxDepth; false when it stopped. Stopping early keeps the walk itself bounded
+// whatever the aliases multiply to.
+bool within_bounds(Reader& r, const YAML::Node& node, std::size_t depth, std::size_t& nodes) {
+  if (++nodes > kMaxNodes) {
+    r.error(node.Mark(), "",
+            "the configuration expands to more than " + std::to_string(kMaxNodes) +
+                " values (a YAML alias counts each value it stands for every time it is used)");
+    return false;
+  }
+  if (!node.IsMap() && !node.IsSequence())
+    return true;
+  if (depth >= kMaxDepth) {
+    r.error(node.Mark(), "",
+            "nesting deeper than " + std::to_string(kMaxDepth) + " mappings and lists");
+    return false;
+  }
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    if (node.IsMap()) {
+      if (!within_bounds(r, it->first, depth + 1, nodes) ||
+          !within_bounds(r, it->second, depth + 1, nodes)) {
+        return false;
+      }
+    } else if (!within_bounds(r, *it, depth + 1, nodes)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // One load: the reader and what the sections need from each other. Lives for one call of
 // load_string()/load_file() on the caller's thread.
 class Loader {
@@ -335,6 +378,10 @@ LoadResult Loader::run(std::string_view text) {
     result.errors = reader_.take_errors();
     return result;
   }
+  if (std::size_t nodes = 0; !within_bounds(reader_, root, 0, nodes)) {
+    result.errors = reader_.take_errors();
+    return result;
+  }
   Config config;
   config.path = reader_.file();
   // Sections in dependency order: a sink's buffer starts from the top-level one, and routes
@@ -378,6 +425,14 @@ std::string directory_of(const std::string& path) {
 }  // namespace
 
 LoadResult load_string(std::string_view text, const std::string& name, const SinkTypes& types) {
+  if (text.size() > kMaxFileBytes) {
+    LoadResult result;
+    result.errors.push_back(
+        {{name, 0, 0},
+         "",
+         "the configuration file is larger than " + std::to_string(kMaxFileBytes >> 20) + " MiB"});
+    return result;
+  }
   try {
     InterpolationEnv env;
     env.base_dir = directory_of(name);
@@ -390,19 +445,25 @@ LoadResult load_string(std::string_view text, const std::string& name, const Sin
 }
 
 LoadResult load_file(const std::string& path, const SinkTypes& types) {
-  std::string text;
-  std::string reason;
+  const auto failed = [&](const std::string& message) {
+    LoadResult result;
+    result.errors.push_back({{path, 0, 0}, "", message});
+    return result;
+  };
   errno = 0;
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    LoadResult result;
-    reason = errno != 0 ? std::strerror(errno) : "cannot open";
-    result.errors.push_back({{path, 0, 0}, "", "cannot read the configuration file: " + reason});
-    return result;
+    return failed(std::string("cannot read the configuration file: ") +
+                  (errno != 0 ? std::strerror(errno) : "cannot open"));
   }
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return load_string(buffer.str(), path, types);
+  // One byte past the limit lets load_string() tell a file that is too large from one that
+  // fits, and an endless device such as /dev/zero costs no more.
+  std::string text(kMaxFileBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.bad())
+    return failed("cannot read the configuration file: read error");
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  return load_string(text, path, types);
 }
 
 }  // namespace sluice::config

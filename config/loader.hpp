@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -9,6 +10,14 @@
 #include "config/error.hpp"
 
 namespace sluice::config {
+
+// What a configuration may expand to, so a hostile or mistaken file (a YAML alias bomb, a huge
+// file) is refused quickly with a located error instead of filling memory or time.
+inline constexpr std::size_t kMaxFileBytes = 8u << 20;  // the file as read
+// Nodes after alias expansion: an alias counts every node it stands for each time it is used.
+// Routes and `where` conditions are nodes, so this bounds them too.
+inline constexpr std::size_t kMaxNodes = 200000;
+inline constexpr std::size_t kMaxDepth = 64;  // nesting of mappings and lists
 
 class SinkTypes;  // config/sink_type.hpp; the daemon passes sinks::sink_types()
 

@@ -1,5 +1,7 @@
 #include "config/reader.hpp"
 
+#include <boost/url/parse.hpp>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -24,25 +26,6 @@ bool readable(const std::string& path, std::string& reason) {
     return false;
   }
   return true;
-}
-
-// Whether `url` is SCHEME://HOST… with one of `schemes` and a non-empty host.
-bool has_scheme_and_host(const std::string& url, const std::vector<std::string_view>& schemes) {
-  for (auto scheme : schemes) {
-    const std::string prefix = std::string(scheme) + "://";
-    if (url.size() < prefix.size())
-      continue;
-    bool same = true;
-    for (std::size_t i = 0; i < prefix.size(); ++i) {
-      same = same && std::tolower(static_cast<unsigned char>(url[i])) == prefix[i];
-    }
-    if (!same)
-      continue;
-    const auto rest = std::string_view(url).substr(prefix.size());
-    const auto host_end = rest.find_first_of("/?#");
-    return !rest.substr(0, host_end).empty();
-  }
-  return false;
 }
 
 }  // namespace
@@ -91,6 +74,29 @@ std::string kind_of(const YAML::Node& node) {
     default:
       return "nothing";
   }
+}
+
+std::string redacted_url(std::string_view url, bool secret) {
+  const auto parsed = boost::urls::parse_uri(url);
+  if (!parsed)
+    return "<invalid URL>";
+  std::string out = std::string(parsed->scheme()) + "://";
+  if (parsed->has_userinfo())
+    out += "***@";
+  out += parsed->encoded_host_and_port();
+  const bool rest =
+      !parsed->encoded_path().empty() || parsed->has_query() || parsed->has_fragment();
+  if (secret) {
+    if (rest)
+      out += "/…";
+    return out;
+  }
+  out += parsed->encoded_path();
+  if (parsed->has_query())
+    out += "?" + std::string(parsed->encoded_query());
+  if (parsed->has_fragment())
+    out += "#" + std::string(parsed->encoded_fragment());
+  return out;
 }
 
 std::string quote(std::string_view text) {
@@ -230,15 +236,51 @@ std::optional<double> Reader::number(const Field& f, double min, double max) {
   return n;
 }
 
-std::optional<std::string> Reader::url(const Field& f, const std::vector<std::string_view>& schemes,
-                                       std::string_view expected) {
+std::optional<Scalar> Reader::checked_url(const Field& f,
+                                          const std::vector<std::string_view>& schemes,
+                                          std::string_view expected, bool user_info) {
   auto s = scalar(f, "a URL");
   if (!s)
     return std::nullopt;
-  if (!has_scheme_and_host(s->value, schemes)) {
-    error(f.mark(), f.path, "expected " + std::string(expected) + ", got " + quote(s->display));
+  const auto bad = [&](std::string_view why) {
+    error(f.mark(), f.path,
+          "expected " + std::string(expected) + ", got " + quote(s->display) +
+              (why.empty() ? "" : ": " + std::string(why)));
     return std::nullopt;
+  };
+  const auto parsed = boost::urls::parse_uri(s->value);
+  if (!parsed && s->value.find("://") == std::string::npos)
+    return bad("");  // not even SCHEME://: the expected form says it all
+  if (!parsed)
+    return bad("not a valid URL (spaces and other special characters must be percent-encoded)");
+  std::string scheme(parsed->scheme());
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (std::find(schemes.begin(), schemes.end(), scheme) == schemes.end())
+    return bad("");
+  if (!parsed->has_authority() || parsed->encoded_host().empty())
+    return bad("no host");
+  if (parsed->has_port()) {
+    // port_number() wraps numbers past 65535; a port that does not fit fails at connect.
+    const auto port = parsed->port();
+    const auto n = port.size() <= 5 ? std::strtoul(std::string(port).c_str(), nullptr, 10) : 0;
+    if (port.empty() || n == 0 || n > 65535)
+      return bad("the port must be a number from 1 to 65535");
   }
+  if (parsed->has_userinfo() && !user_info) {
+    return bad(
+        "user info (user:password@) is not supported here; send credentials in headers, e.g. "
+        "Authorization");
+  }
+  s->value.replace(0, scheme.size(), scheme);
+  return s;
+}
+
+std::optional<std::string> Reader::url(const Field& f, const std::vector<std::string_view>& schemes,
+                                       std::string_view expected) {
+  auto s = checked_url(f, schemes, expected, false);
+  if (!s)
+    return std::nullopt;
   return std::move(s->value);
 }
 

@@ -50,6 +50,9 @@ std::string quote(std::string_view text);
 std::string child_path(const std::string& parent, const std::string& key);
 std::string index_path(const std::string& parent, std::size_t i);
 std::string kind_of(const YAML::Node& node);  // "a mapping", "a list", …
+// A URL as /status and logs may show it: user info becomes `***`, and for a `secret` (a value
+// from `${…}`) everything after the host and port becomes `/…`.
+std::string redacted_url(std::string_view url, bool secret);
 
 // One read of a configuration file: owns the error list and the interpolation environment.
 // Lives for one call of load_string()/load_file() on the caller's thread. Each typed reader
@@ -72,8 +75,13 @@ class Reader {
   std::optional<std::uint64_t> size(const Field& f, bool allow_zero = false);
   std::optional<std::uint64_t> integer(const Field& f, std::uint64_t min, std::uint64_t max);
   std::optional<double> number(const Field& f, double min, double max);
-  // SCHEME://HOST… with one of `schemes`; `expected` names them, e.g. "an http:// or https://
-  // URL".
+  // A URL with one of `schemes` (any case; stored in lower case) that passes every check the
+  // code using it makes later (net::parse_endpoint, the webhook's request target): it parses as
+  // a URI, has a host and, if given, a port from 1 to 65535. User info (`user:pass@`) is
+  // refused unless `user_info`: nothing would send it. `expected` names the schemes, e.g. "an
+  // http:// or https:// URL". Messages quote the `${…}` source of a secret, never the URL.
+  std::optional<Scalar> checked_url(const Field& f, const std::vector<std::string_view>& schemes,
+                                    std::string_view expected, bool user_info);
   std::optional<std::string> url(const Field& f, const std::vector<std::string_view>& schemes,
                                  std::string_view expected);
 

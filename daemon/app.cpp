@@ -207,7 +207,7 @@ class App {
     report.ready = ready();
     report.upstream = {.state = std::string(upstream::state_name(s.state)),
                        .since = s.since,
-                       .endpoint = gen.config.appwrite.realtime_endpoint,
+                       .endpoint = gen.config.appwrite.realtime_endpoint_shown,
                        .project = gen.config.appwrite.project,
                        .mode = s.mode,
                        .server_version = s.server_version,
@@ -291,7 +291,10 @@ class App {
   asio::awaitable<void> reload() {
     Generation& old = dispatcher_.current();
     const std::string path = old.config.path;
-    auto result = config::load_file(path, sinks::sink_types());
+    // Parsing a large file takes a while: on the pool, so /healthz and the sockets keep being
+    // served meanwhile.
+    auto load = [path] { return config::load_file(path, sinks::sink_types()); };
+    auto result = co_await pool_.run(std::move(load));
     if (!result.ok()) {
       for (const auto& e : result.errors)
         log::error("config", "reload rejected", {{"error", e.format()}});

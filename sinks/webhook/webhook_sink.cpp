@@ -98,7 +98,7 @@ std::unique_ptr<WebhookSink> WebhookSink::create(asio::any_io_executor loop,
   auto endpoint = net::parse_endpoint(config.url);
   auto target = request_target(config.url);
   if (!endpoint || !target || endpoint->host.empty()) {
-    error = "sink \"" + name + "\": not an http(s) URL: " + config.url;
+    error = "sink \"" + name + "\": not an http(s) URL (see its url)";
     return nullptr;
   }
   // An https URL loads its CA certificates now, so a bad `tls` section fails at start. An

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import socket
 import ssl
 import subprocess
@@ -385,6 +386,96 @@ class SecretsTest(SecurityTest):
             self.assertTrue(text.strip(), what)
             for needle in needles:
                 self.assertNotIn(needle, text, f"{what} contains a secret")
+
+    def test_user_info_in_a_secret_url_never_appears(self):
+        """An endpoint whose user info comes from ${env:…} is shown redacted in /status and
+        never logged; a webhook URL from ${env:…} that cannot be parsed, or that carries user
+        info, is refused by --check-config with a located message that does not quote it."""
+        password = "ui-P4s-must-not-leak"
+        emu = self.start_emulator()
+        self.assertTrue(emu.endpoint.startswith("http://"), emu.endpoint)
+        endpoint = emu.endpoint.replace("http://", f"http://bridge:{password}@", 1)
+        env = {"SL_ENDPOINT": endpoint,
+               "SL_HOOK_SPACE": f"http://127.0.0.1:9/{password} x",
+               "SL_HOOK_USER": f"https://bridge:{password}@127.0.0.1:9/"}
+        good = config("'${env:SL_ENDPOINT}'", self.out(), f'{{session: "{SESSION}"}}')
+        outputs = []
+        for name in ("SL_HOOK_SPACE", "SL_HOOK_USER"):
+            bad = good.replace("sinks:\n", "sinks:\n  hook: {type: webhook, url: '${env:%s}'}\n"
+                               % name, 1)
+            path = os.path.join(self.dir, f"{name}.yaml")
+            with open(path, "w") as f:
+                f.write(bad)
+            r = subprocess.run([SLUICE_BIN, "--config", path, "--check-config"],
+                               env=dict(os.environ, **env), capture_output=True, text=True)
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertRegex(r.stderr, r"%s:\d+:\d+: sinks\.hook\.url: .*\$\{env:%s\}"
+                             % (re.escape(path), name))
+            outputs.append((f"{name} --check-config", r.stdout + r.stderr))
+
+        s = self.start_sluice(good, env=env)
+        s.wait_ready()
+        self.assertEqual(private_order(emu, "ui-event")["delivered"], 1)
+        wait_for(lambda: "ui-event" in self.archive_ids(), 20, "the event")
+        status = s.status()
+        self.assertRegex(status["upstream"]["endpoint"], r"^ws://\*\*\*@127\.0\.0\.1:\d+/…$")
+        emu.disconnect()  # a reconnect logs its own lines
+        wait_for(lambda: s.metric("sluice_upstream_connects_total", result="success") >= 2, 20,
+                 "a reconnect")
+        s.wait_ready()
+        outputs.append(("/status", s.get("/status")[1]))
+        outputs.append(("/metrics", s.get("/metrics")[1]))
+        self.assertEqual(s.stop(), 0)
+        outputs.append(("log", s.log_text()))
+        for what, text in outputs:
+            self.assertTrue(text.strip(), what)
+            self.assertNotIn(password, text, f"{what} contains the secret")
+
+
+class ConfigBombTest(SecurityTest):
+    def test_healthz_answers_while_a_large_file_reloads(self):
+        """A reload parses the file off the event loop: /healthz answers within 1 s throughout
+        the reload of a large file that is valid and under the limits (7 MB, 150,000 event
+        patterns), and the reload then succeeds."""
+        emu = self.start_emulator()
+        base = config(emu.endpoint, self.out(), f'{{session: "{SESSION}"}}')
+        s = self.start_sluice(base)
+        s.wait_ready()
+        patterns = "".join(f'      - "databases.*.tables.*.rows.r{i:07d}.create"\n'
+                           for i in range(150000))
+        large = base.replace("    sinks: [archive]\n", "    sinks: [archive]\n    events:\n"
+                             + patterns, 1)
+        self.assertLess(len(large), 8 << 20)
+        with open(s.config_path, "w") as f:
+            f.write(large)
+        # Probes from before the reload starts until it has ended, each timed on its own.
+        latencies = []
+        done = threading.Event()
+
+        def probe():
+            while not done.is_set():
+                started = time.monotonic()
+                try:
+                    with urllib.request.urlopen(f"http://{s.admin}/healthz", timeout=10) as r:
+                        ok = r.status == 200
+                except OSError:
+                    ok = False
+                latencies.append((time.monotonic() - started, ok))
+                time.sleep(0.05)
+
+        prober = threading.Thread(target=probe, daemon=True)
+        prober.start()
+        wait_for(lambda: len(latencies) >= 3, 10, "probes before the reload")
+        s.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: s.metric("sluice_config_reloads_total", result="success") >= 1, 60,
+                 "the reload")
+        done.set()
+        prober.join(15)
+        self.assertTrue(all(ok for _, ok in latencies), latencies)
+        slowest = max(seconds for seconds, _ in latencies)
+        self.assertLess(slowest, 1.0, f"/healthz took {slowest:.2f} s during the reload")
+        self.assertEqual(s.metric("sluice_config_reloads_total", result="failure"), 0)
+        self.assertEqual(s.stop(), 0)
 
 
 # --- hostile servers ------------------------------------------------------------------------

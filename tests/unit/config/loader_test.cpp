@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -528,6 +529,107 @@ routes:
   // A sink that failed validation still counts as declared: only `z` is unknown.
   EXPECT_THAT(lines[5], HasSubstr("t.yaml:10:40: routes[0].sinks[1]: unknown sink \"z\" (known: "
                                   "f, k)"));
+}
+
+TEST(Loader, UrlsAreCheckedCompletelyWithoutPrintingASecret) {
+  // A space passes a scheme-and-host check but no URL parser: refused at load, quoted by source.
+  ScopedEnv hook("SLUICE_TEST_HOOK", "https://hooks.example/T0/se cret-TOPSECRET");
+  auto hook_sink = [](std::string url) {
+    return with("sinks:\n", "sinks:\n  h: {type: webhook, url: " + url + "}\n");
+  };
+  const auto space = errors(hook_sink("\"${env:SLUICE_TEST_HOOK}\""));
+  ASSERT_EQ(space.size(), 1u);
+  EXPECT_THAT(space[0], HasSubstr("t.yaml:6:27: sinks.h.url: expected an http:// or https:// URL, "
+                                  "got \"${env:SLUICE_TEST_HOOK}\": not a valid URL"));
+  EXPECT_THAT(space[0], ::testing::Not(HasSubstr("TOPSECRET")));
+  EXPECT_THAT(errors(hook_sink("\"http://x:0/\"")), ElementsAre(HasSubstr("port must be")));
+  EXPECT_THAT(errors(hook_sink("\"http://x:99999/\"")), ElementsAre(HasSubstr("port must be")));
+  EXPECT_THAT(errors(hook_sink("\"http:///path\"")), ElementsAre(HasSubstr("no host")));
+  // User info in a webhook URL would never be sent: refused rather than dropped.
+  EXPECT_THAT(errors(hook_sink("\"https://u:p@hooks.example/\"")),
+              ElementsAre(HasSubstr("user info (user:password@) is not supported here")));
+  // The scheme is case-insensitive and stored in lower case, as the sink expects it.
+  auto upper = load(hook_sink("\"HTTPS://hooks.example/x\""));
+  ASSERT_TRUE(upper.ok()) << errors_of(upper)[0];
+  EXPECT_EQ(upper.config->find_sink("h")->settings_as<WebhookSinkConfig>().url,
+            "https://hooks.example/x");
+}
+
+TEST(Loader, TheShownRealtimeEndpointHidesUserInfoAndASecretsPath) {
+  auto plain = load(with("https://a.example/v1", "https://u:pw@a.example:8443/v1?x=1"));
+  ASSERT_TRUE(plain.ok()) << errors_of(plain)[0];
+  EXPECT_EQ(plain.config->appwrite.realtime_endpoint, "wss://u:pw@a.example:8443/v1?x=1/realtime");
+  EXPECT_EQ(plain.config->appwrite.realtime_endpoint_shown,
+            "wss://***@a.example:8443/v1?x=1/realtime");
+  ScopedEnv endpoint("SLUICE_TEST_ENDPOINT", "http://bridge:TOPSECRET@a.example/v1/k-TOPSECRET");
+  auto secret = load(with("https://a.example/v1", "${env:SLUICE_TEST_ENDPOINT}"));
+  ASSERT_TRUE(secret.ok()) << errors_of(secret)[0];
+  EXPECT_EQ(secret.config->appwrite.realtime_endpoint_shown, "ws://***@a.example/…");
+  auto given = load(with("https://a.example/v1",
+                         "https://a.example/v1\n  realtime_endpoint: ${env:SLUICE_TEST_ENDPOINT}"));
+  EXPECT_FALSE(given.ok());  // http is not a realtime scheme; the message quotes the source
+  EXPECT_THAT(errors_of(given), ElementsAre(HasSubstr("got \"${env:SLUICE_TEST_ENDPOINT}\"")));
+}
+
+// Routes whose `where` is an alias bomb: each level is a list of ten `or`s of the level below,
+// so `levels` levels stand for 10^levels conditions in a file of a few lines.
+std::string alias_bomb(int levels) {
+  std::string where = "      - or: &l0 [{equal: [s, 1]}";
+  for (int i = 1; i < 10; ++i)
+    where += ", {equal: [s, 1]}";
+  where += "]\n";
+  for (int level = 1; level < levels; ++level) {
+    const std::string below = "{or: *l" + std::to_string(level - 1) + "}";
+    where += "      - or: &l" + std::to_string(level) + " [" + below;
+    for (int i = 1; i < 10; ++i)
+      where += ", " + below;
+    where += "]\n";
+  }
+  return with("  - {name: r, channels: [c], sinks: [k]}\n",
+              "  - name: r\n    channels: [c]\n    sinks: [k]\n    where:\n" + where);
+}
+
+TEST(Loader, AliasBombsAreRefusedQuicklyWithALocatedError) {
+  for (int levels : {6, 9}) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto lines = errors(alias_bomb(levels));
+    const auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_EQ(lines.size(), 1u) << levels;
+    EXPECT_THAT(lines[0], ::testing::MatchesRegex("t\\.yaml:[0-9]+:[0-9]+: the configuration "
+                                                  "expands to more than 200000 values .*"));
+    // Bounded, not fast: the walk stops at the budget whatever the bomb multiplies to.
+    EXPECT_LT(took, std::chrono::seconds(10)) << levels;
+  }
+  // Aliases within the budget are fine: three levels are a thousand conditions.
+  auto small = load(alias_bomb(3));
+  ASSERT_TRUE(small.ok()) << errors_of(small)[0];
+}
+
+TEST(Loader, DeepNestingIsRefused) {
+  std::string deep = "[";
+  for (int i = 0; i < 100; ++i)
+    deep += "[";
+  deep += std::string(101, ']');
+  EXPECT_THAT(errors(with("routes:", "deep: " + deep + "\nroutes:")),
+              ElementsAre(HasSubstr("nesting deeper than 64 mappings and lists")));
+}
+
+TEST(Loader, AFileOverTheSizeLimitIsRefused) {
+  TempDir dir;
+  std::string big = kValid;
+  big += "# " + std::string(kMaxFileBytes, 'x') + "\n";
+  const auto path = dir.write("big.yaml", big);
+  EXPECT_THAT(errors_of(load_file(path, sinks::sink_types())),
+              ElementsAre(path + ": the configuration file is larger than 8 MiB"));
+  // A device that never ends is read only to one byte past the limit.
+  EXPECT_THAT(errors_of(load_file("/dev/zero", sinks::sink_types())),
+              ElementsAre("/dev/zero: the configuration file is larger than 8 MiB"));
+}
+
+TEST(Loader, FileInterpolationIsBounded) {
+  EXPECT_THAT(errors(with("auth: {session: s}", "auth: {session: \"${file:/dev/zero}\"}")),
+              ElementsAre("t.yaml:4:19: appwrite.auth.session: cannot read the file of "
+                          "${file:/dev/zero}: larger than 1024 KiB"));
 }
 
 TEST(Loader, MissingFile) {
