@@ -329,13 +329,17 @@ std::optional<SinkConfig> Loader::sink(const Field& f, const BufferConfig& buffe
   out.name = f.key.Scalar();
   out.location = {reader_.file(), f.key.Mark().line + 1, f.key.Mark().column + 1};
   out.buffer = buffer_defaults;
+  // The name is also a directory under buffer.dir (the disk buffer): "." and ".." would put
+  // it in, or above, the directory every other sink's buffer lives in.
   const bool good_name =
-      !out.name.empty() && std::all_of(out.name.begin(), out.name.end(), [](char c) {
+      !out.name.empty() && out.name != "." && out.name != ".." &&
+      std::all_of(out.name.begin(), out.name.end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
       });
   if (!good_name) {
     reader_.error(f.key.Mark(), f.path,
-                  "bad sink name " + quote(out.name) + " (use letters, digits, '_', '-' and '.')");
+                  "bad sink name " + quote(out.name) +
+                      " (use letters, digits, '_', '-' and '.'; not \".\" or \"..\")");
   }
   MapView map(reader_, f.value, f.key.Mark(), f.path);
   if (!map.ok())

@@ -21,6 +21,7 @@ namespace fs = std::filesystem;
 using sinks::FileSinkConfig;
 using sinks::KafkaSinkConfig;
 using sinks::WebhookSinkConfig;
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -258,6 +259,18 @@ TEST(Loader, MissingRequiredSections) {
   EXPECT_THAT(errors(""), ElementsAre("t.yaml:1:1: the file is empty (expected a mapping with "
                                       "appwrite, sinks and routes)"));
   EXPECT_THAT(errors("- a\n"), ElementsAre("t.yaml:1:1: expected a mapping, got a list"));
+}
+
+TEST(Loader, SinkNamesCannotLeaveTheBufferDirectory) {
+  // The name is the disk buffer's directory under buffer.dir.
+  for (const std::string name : {"..", "."}) {
+    const auto text = with("  k: {type: kafka", "  \"" + name + "\": {type: kafka",
+                           with("sinks: [k]", "sinks: [\"" + name + "\"]"));
+    EXPECT_THAT(errors(text), Contains(HasSubstr("bad sink name \"" + name + "\""))) << name;
+  }
+  const auto dots = load(
+      with("  k: {type: kafka", "  k...1: {type: kafka", with("sinks: [k]", "sinks: [k...1]")));
+  EXPECT_TRUE(dots.ok()) << errors_of(dots).front();
 }
 
 TEST(Loader, RouteChecks) {
