@@ -1,7 +1,5 @@
 #include "daemon/upstream/decoder.hpp"
 
-#include <malloc.h>
-
 #include <simdjson.h>
 
 #include <charconv>
@@ -576,38 +574,6 @@ struct FrameDecoder::Impl {
   }
 };
 
-namespace {
-
-// glibc raises its mmap threshold to the size of the largest block freed (up to 32 MiB), so
-// after one huge frame the blocks of the next ones come from the heap, which keeps them
-// resident once freed: sluice stayed ~14 MB above its idle footprint for good. Rather than fix
-// the threshold for the whole process (which changes how every large block of the steady path
-// is allocated), the heap is trimmed once, when the huge frame's memory is gone: at once for a
-// frame that is not an event, and otherwise when the last holder of the event lets go of it (a
-// sink, on whichever thread).
-void give_back_memory(DecodedFrame& out) {
-#ifdef __GLIBC__
-  if (!out.event) {
-    malloc_trim(0);
-    return;
-  }
-  struct TrimWhenReleased {
-    EventPtr event;
-    ~TrimWhenReleased() {
-      event.reset();
-      malloc_trim(0);
-    }
-  };
-  auto holder = std::make_shared<TrimWhenReleased>();
-  holder->event = std::move(out.event);
-  out.event = EventPtr(holder, holder->event.get());
-#else
-  (void)out;
-#endif
-}
-
-}  // namespace
-
 FrameDecoder::FrameDecoder() : impl_(std::make_unique<Impl>()) {}
 FrameDecoder::~FrameDecoder() = default;
 
@@ -619,10 +585,8 @@ DecodedFrame FrameDecoder::decode(std::string frame, bool binary,
   // The parser keeps the capacity of the largest document it has seen, and its structural
   // index alone takes 4 bytes per byte of it: a fresh one allocates again at the next frame's
   // size. Nothing in `out` points into the old one.
-  if (oversized) {
+  if (oversized)
     impl_ = std::make_unique<Impl>();
-    give_back_memory(out);
-  }
   return out;
 }
 
