@@ -12,9 +12,9 @@
 #include "core/log.hpp"
 #include "core/query.hpp"
 
-// The typed form of routes.yaml (config/routes.example.yaml documents every key). Produced by config::load() with every default
-// filled in and every value validated, so the rest of the daemon never re-checks it. Plain
-// values: a reload builds a new Config and the daemon swaps it in whole.
+// The typed form of routes.yaml (config/routes.example.yaml documents every key). Produced by
+// config::load() with every default filled in and every value validated, so the rest of the daemon
+// never re-checks it. Plain values: a reload builds a new Config and the daemon swaps it in whole.
 namespace sluice::config {
 
 using Duration = std::chrono::milliseconds;

@@ -7,7 +7,8 @@
 #include <string_view>
 
 // `${env:NAME}`, `${file:PATH}` and `${credential:NAME}` in routes.yaml string values
-// (README, "A tour of `routes.yaml`"). Plain functions over an injectable environment so tests need no real one.
+// (README, "A tour of `routes.yaml`"). Plain functions over an injectable environment so tests need
+// no real one.
 namespace sluice::config {
 
 // The most `${file:…}` and `${credential:…}` read: a secret is small, and a device such as

@@ -6,8 +6,9 @@
 #include <string>
 #include <string_view>
 
-// Parsers for the scalar forms of routes.yaml that are not plain YAML types (README, "A tour of `routes.yaml`").
-// Pure functions: the loader and the command line both use them, and the unit tests pin them.
+// Parsers for the scalar forms of routes.yaml that are not plain YAML types (README, "A tour of
+// `routes.yaml`"). Pure functions: the loader and the command line both use them, and the unit
+// tests pin them.
 namespace sluice::config {
 
 // `500ms`, `20s`, `5m`, `1h`, also `2d`: a non-negative integer followed by a unit. A unit is

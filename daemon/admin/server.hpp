@@ -39,8 +39,8 @@ struct Limits {
   std::uint64_t body_limit = 4 * 1024;           // bytes; larger bodies get 413
 };
 
-// The HTTP/1.1 admin endpoint: /metrics, /healthz, /readyz, /status (README, "Metrics and health"), in plain
-// HTTP or, after enable_tls(), HTTPS only (TLS 1.2+); both share one session code path, so
+// The HTTP/1.1 admin endpoint: /metrics, /healthz, /readyz, /status (README, "Metrics and health"),
+// in plain HTTP or, after enable_tls(), HTTPS only (TLS 1.2+); both share one session code path, so
 // routes, limits and timeouts are the same.
 //
 // Owned by the daemon's App. Every operation, and every call to the handlers, runs on the
