@@ -127,6 +127,8 @@ asio::awaitable<void> Spool::commit_loop() {
     auto batch = std::make_shared<Batch>();
     batch->bytes.swap(pending_);
     batch->frames.swap(pending_frames_);
+    pending_.swap(spare_bytes_);
+    pending_frames_.swap(spare_frames_);
     batch->head = head_;
     auto job = [log = log_, batch] {
       Batch& b = *batch;
@@ -155,6 +157,10 @@ asio::awaitable<void> Spool::commit_loop() {
     ++commits_;
     segments_ = batch->segments;
     if (!batch->ec) {
+      batch->bytes.clear();
+      batch->frames.clear();
+      spare_bytes_.swap(batch->bytes);
+      spare_frames_.swap(batch->frames);
       durable_head_ = batch->head;
       unsynced_ = false;
       if (std::exchange(failing_, false) && options_.on_recovered)

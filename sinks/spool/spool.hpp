@@ -104,6 +104,11 @@ class Spool {
 
   std::string pending_;  // encoded frames not yet handed to a commit
   std::vector<SegmentLog::Frame> pending_frames_;
+  // The buffers of the last committed batch, emptied, for the next one to fill. A batch is
+  // several MiB at full rate; growing a fresh string to that size for every commit (about ten
+  // a second) costs page faults and copies that show up as CPU per event.
+  std::string spare_bytes_;
+  std::vector<SegmentLog::Frame> spare_frames_;
   std::uint64_t next_seq_ = 0;
   std::uint64_t head_ = 0;
   std::uint64_t durable_head_ = 0;
