@@ -353,3 +353,62 @@ test("a bad config fails the rendered check with the located error", { skip: !sl
   assert.match(r.stderr, /routes\.yaml:\d+:\d+: appwrite\.auth\.api_key: .*credential:api-key/);
   assert.doesNotMatch(r.stderr, /two authentication forms/);
 });
+
+// What the kubelet and Prometheus would do against the pod that adminTlsToken renders: sluice
+// started with the Deployment's args and the ConfigMap's routes.yaml (certificate paths moved
+// to a scratch directory), each probe sent as its httpGet says, the scrape as the
+// ServiceMonitor's endpoint says (the token read from the rendered Secret).
+test("probes and the ServiceMonitor's scrape get through admin TLS and token", { skip: !sluice }, async () => {
+  const https = await import("node:https");
+  const http = await import("node:http");
+  const objects = render(adminTlsToken);
+  const dir = fs.mkdtempSync(path.join(tmp, "pod-"));
+  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=sluice",
+                           "-keyout", path.join(dir, "tls.key"), "-out", path.join(dir, "tls.crt")], { stdio: "ignore" });
+  const configMap = objects.find((o) => o.kind === "ConfigMap" && !hookOf(o));
+  fs.writeFileSync(path.join(dir, "routes.yaml"), configMap.data["routes.yaml"].replaceAll("/etc/sluice-tls", dir));
+  const secret = objects.find((o) => o.kind === "Secret" && !hookOf(o));
+  fs.mkdirSync(path.join(dir, "creds"));
+  for (const [k, v] of Object.entries(secret.stringData)) fs.writeFileSync(path.join(dir, "creds", k), v);
+  const container = objects.find((o) => o.kind === "Deployment").spec.template.spec.containers[0];
+  const args = container.args.map((a) => (a === "/etc/sluice/routes.yaml" ? path.join(dir, "routes.yaml") : a.startsWith("0.0.0.0:") ? "127.0.0.1:0" : a));
+  const { spawn } = await import("node:child_process");
+  const proc = spawn(sluice, [...args, "--log-format", "json"], { env: { ...process.env, CREDENTIALS_DIRECTORY: path.join(dir, "creds") }, stdio: ["ignore", "ignore", "pipe"] });
+  try {
+    const address = await new Promise((resolve, reject) => {
+      let buffered = "";
+      const timer = setTimeout(() => reject(new Error(`no admin address in 20 s:\n${buffered}`)), 20000);
+      proc.on("exit", (code) => reject(new Error(`sluice exited ${code}:\n${buffered}`)));
+      proc.stderr.on("data", (chunk) => {
+        buffered += chunk;
+        const m = buffered.match(/"component":"admin".*?"address":"([^"]+)"/);
+        if (m) { clearTimeout(timer); resolve(m[1]); }
+      });
+    });
+    const port = Number(address.split(":").at(-1));
+    const get = (scheme, urlPath, headers = {}) => new Promise((resolve, reject) => {
+      const lib = scheme.toLowerCase() === "https" ? https : http;
+      const req = lib.get({ host: "127.0.0.1", port, path: urlPath, headers, rejectUnauthorized: false, timeout: 5000 }, (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode));
+      });
+      req.on("error", reject);
+    });
+    // Probes: HTTPS as rendered, no token; /readyz is 503 here only because no Appwrite answers.
+    for (const probe of ["startupProbe", "livenessProbe", "readinessProbe"]) {
+      const { scheme, path: urlPath, httpHeaders } = container[probe].httpGet;
+      const headers = Object.fromEntries((httpHeaders ?? []).map((h) => [h.name, h.value]));
+      const status = await get(scheme, urlPath, headers);
+      assert.equal(status, urlPath === "/readyz" ? 503 : 200, `${probe} ${urlPath}`);
+    }
+    // The scrape: the ServiceMonitor's scheme and bearer token from the Secret key it names.
+    const endpoint = objects.find((o) => o.kind === "ServiceMonitor").spec.endpoints[0];
+    const token = secret.stringData[endpoint.authorization.credentials.key];
+    assert.equal(await get(endpoint.scheme, endpoint.path, { Authorization: `Bearer ${token}` }), 200);
+    assert.equal(await get(endpoint.scheme, endpoint.path), 401, "without the token");
+    const plain = await get("http", "/healthz").catch((e) => e.code);
+    assert.notEqual(plain, 200, "plain HTTP must not be served");
+  } finally {
+    proc.kill("SIGKILL");
+  }
+});
