@@ -118,7 +118,7 @@ if (!fs.existsSync(rulesCopy))
     alert: "SluiceUpstreamDown", expr: "sluice_upstream_connected == 0", for: "5m",
     labels: { severity: "critical" }, annotations: { summary: "{{ $labels.instance }} is not connected" } }] }] }));
 if (!fs.existsSync(dashboardCopy))
-  fs.writeFileSync(dashboardCopy, JSON.stringify({ title: "sluice", panels: [{ targets: [{ expr: "sluice_upstream_connected" }] }] }));
+  fs.writeFileSync(dashboardCopy, JSON.stringify({ title: "sluice", panels: [{ targets: [{ expr: "sluice_upstream_connected", legendFormat: "{{pod}}" }] }] }));
 
 function helmRun(args, values, chartDir = chartWithFiles) {
   const file = path.join(tmp, `values-${Math.random().toString(36).slice(2)}.yaml`);
@@ -411,4 +411,33 @@ test("probes and the ServiceMonitor's scrape get through admin TLS and token", {
   } finally {
     proc.kill("SIGKILL");
   }
+});
+
+test("the PrometheusRule and the dashboard ConfigMap carry the chart's files unchanged", () => {
+  const objects = render({ metrics: { prometheusRule: { enabled: true }, grafanaDashboard: { enabled: true } } });
+  const rule = objects.find((o) => o.kind === "PrometheusRule");
+  assert.deepEqual(rule.spec.groups, YAML.parse(fs.readFileSync(rulesCopy, "utf8")).groups);
+  const dashboard = objects.find((o) => o.kind === "ConfigMap" && o.metadata.labels.grafana_dashboard === "1");
+  // Byte for byte, but for the final newline a YAML block scalar ends with.
+  assert.equal(dashboard.data["sluice-dashboard.json"].trimEnd(), fs.readFileSync(dashboardCopy, "utf8").trimEnd());
+  // Without the files (a chart whose sources have none yet), neither is rendered.
+  const bare = path.join(tmp, "bare/sluice");
+  fs.cpSync(chart, bare, { recursive: true, dereference: true });
+  fs.rmSync(path.join(bare, "files/sluice-rules.yaml"), { force: true });
+  fs.rmSync(path.join(bare, "files/sluice-dashboard.json"), { force: true });
+  const none = render({ metrics: { prometheusRule: { enabled: true }, grafanaDashboard: { enabled: true } } }, bare);
+  assert.ok(!none.some((o) => o.kind === "PrometheusRule"));
+  assert.ok(!none.some((o) => o.kind === "ConfigMap" && o.metadata.labels.grafana_dashboard));
+});
+
+test("the check sees the pod's environment", { skip: !sluice }, () => {
+  const config = routes({ session: "${credential:session}" }, {
+    sinks: { orders: { type: "webhook", url: "${env:ORDERS_URL}" } },
+  });
+  const values = { config, secrets: { data: { session: "s" } } };
+  let r = runConfigCheck(render({ ...values, extraEnv: [{ name: "ORDERS_URL", value: "https://hooks.example.com/orders" }] }));
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  r = runConfigCheck(render(values));
+  assert.equal(r.status, 1, r.stdout + r.stderr);
+  assert.match(r.stderr, /sinks\.orders\.url: .*ORDERS_URL/);
 });
