@@ -3,7 +3,9 @@
 // for all of them together, for each Appwrite auth form and with admin TLS and token; every
 // rendered object validated against the Kubernetes API schemas (kubernetes-models,
 // @kubernetes-models/prometheus-operator). The pre-rollout check is run as the rendered hook
-// Job would run it: its command on its rendered ConfigMap and Secret, against the real sluice.
+// Job would run it: its command on its rendered ConfigMap and Secret, against the real sluice;
+// and sluice is started as the rendered pod with admin TLS and token, then probed and scraped
+// as the kubelet and the ServiceMonitor would.
 // Exits 77 (ctest: skipped) when `npm ci` has not run here.
 import { test } from "node:test";
 import assert from "node:assert/strict";
