@@ -90,5 +90,31 @@ TEST(CommandLine, OverridesWinOverTheFile) {
   EXPECT_EQ(untouched.admin.port, 9477);
 }
 
+TEST(CommandLine, TestIsASubcommandWithItsOwnOptions) {
+  auto t = parse({"test", "--config", "r.yaml"});
+  ASSERT_TRUE(t.options) << t.error;
+  EXPECT_EQ(t.options->command, Command::test);
+  EXPECT_EQ(t.options->config_path, "r.yaml");
+  EXPECT_FALSE(t.options->capture);
+
+  auto c = parse({"test", "--config=r.yaml", "--capture", "dead.jsonl"});
+  ASSERT_TRUE(c.options) << c.error;
+  EXPECT_EQ(c.options->capture, "dead.jsonl");
+
+  EXPECT_EQ(parse({"test", "--config", "r.yaml", "--watch-config"}).error,
+            "unknown option \"--watch-config\" for sluice test");
+  EXPECT_EQ(parse({"--config", "r.yaml", "--capture", "x"}).error, "unknown option \"--capture\"");
+  EXPECT_EQ(parse({"test"}).error, "missing --config PATH");
+  EXPECT_EQ(parse({"--config", "r.yaml", "test"}).error, "unexpected argument \"test\"");
+  EXPECT_EQ(parse({"--config", "r.yaml"}).options->command, Command::run);
+}
+
+TEST(CommandLine, StrictGoesWithCheckConfig) {
+  auto s = parse({"--config", "r.yaml", "--check-config", "--strict"});
+  ASSERT_TRUE(s.options) << s.error;
+  EXPECT_TRUE(s.options->strict);
+  EXPECT_EQ(parse({"--config", "r.yaml", "--strict"}).error, "--strict goes with --check-config");
+}
+
 }  // namespace
 }  // namespace sluice
