@@ -80,8 +80,7 @@ class ToolsTest(IntegrationTest):
     def test_replay_to_the_webhook_resends_byte_for_byte_and_keeps_what_fails_again(self):
         dead, lines = self.dead_letters(3)
         with open(dead, "rb") as f:
-            records = [json.loads(line)["record"] for line in f.read().splitlines()]
-        raw = [line for line in open(dead, "rb").read().splitlines()]
+            raw = f.read().splitlines()
         # The record bytes as the daemon received them: between `"record":` and the final `}`.
         wanted = [line[line.index(b'"record":') + 9:-1] for line in raw]
 
@@ -102,20 +101,25 @@ class ToolsTest(IntegrationTest):
                       done.stdout)
         self.assertEqual(done.stderr, "", "no progress line when stderr is not a terminal")
         got = back.wait_for_requests(3)
-        self.assertEqual([q.body for q in got], wanted)
+        # The receiver notes a request after answering it, so its order may differ from the
+        # order of sending when two connections are involved.
+        self.assertEqual(sorted(q.body for q in got), sorted(wanted))
+        refused = [q for q in got if q.status == 422]
+        self.assertEqual(len(refused), 1)
         again = read_lines(failed)
         self.assertEqual(len(again), 1)
-        self.assertEqual(again[0]["record"], records[1])
+        self.assertEqual(again[0]["record"], refused[0].json())
         self.assertEqual(again[0]["reason"], "http 422")
         self.assertEqual((again[0]["sink"], again[0]["route"]), ("hook", "orders"))
-        self.assertEqual(again[0]["event_id"], lines[1]["event_id"])
+        original = [ln for ln in lines if ln["record"] == again[0]["record"]]
+        self.assertEqual(again[0]["event_id"], original[0]["event_id"])
         self.assertEqual(len(read_lines(dead)), 3, "the input file is only read")
 
         # What failed again can itself be replayed.
         last = self.sluice("replay", "--config", cfg, failed, "--failed-to",
                            os.path.join(self.dir, "again.jsonl"))
         self.assertEqual(last.returncode, 0, last.stdout + last.stderr)
-        self.assertEqual(back.wait_for_requests(4)[3].body, wanted[1])
+        self.assertEqual(back.wait_for_requests(4)[3].body, refused[0].body)
 
     def test_replay_filters_by_reason_and_time(self):
         back = self.receiver()
