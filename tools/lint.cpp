@@ -41,6 +41,12 @@ class Linter {
   // The node at `steps` (the deepest that exists), and whether all of them exist.
   std::pair<YAML::Node, bool> node_at(const std::vector<Step>& steps) const;
   bool has(const std::vector<Step>& steps) const { return node_at(steps).second; }
+  // Whether the value at `steps` came from `${…}`: messages then quote that source, never what
+  // it resolved to (config/reader.hpp).
+  bool secret(const std::vector<Step>& steps) const;
+  std::string source(const std::vector<Step>& steps) const {
+    return config::quote(node_at(steps).first.Scalar());
+  }
   void warn(const std::vector<Step>& steps, std::string message);
 
   void kafka_durability(const config::SinkConfig& sink);
@@ -94,6 +100,11 @@ std::pair<YAML::Node, bool> Linter::node_at(const std::vector<Step>& steps) cons
   return {node, true};
 }
 
+bool Linter::secret(const std::vector<Step>& steps) const {
+  const auto [node, found] = node_at(steps);
+  return found && node.IsScalar() && node.Scalar().find("${") != std::string::npos;
+}
+
 void Linter::warn(const std::vector<Step>& steps, std::string message) {
   const auto mark = node_at(steps).first.Mark();
   warnings_.push_back(
@@ -123,18 +134,21 @@ void Linter::kafka_durability(const config::SinkConfig& sink) {
 void Linter::path(const std::vector<Step>& at, const std::string& written,
                   const std::string& directory, std::string_view what) {
   if (!written.starts_with('/')) {
-    warn(at, "relative " + std::string(what) + " " + config::quote(written) +
+    warn(at, "relative " + std::string(what) + " " +
+                 (secret(at) ? source(at) : config::quote(written)) +
                  ": it is resolved against the working directory of the process, not against "
                  "this file");
     return;
   }
   std::error_code ec;
   fs::path dir(directory);
+  const auto shown =
+      secret(at) ? "the directory of " + source(at) : "directory " + config::quote(dir.string());
   if (fs::exists(dir, ec)) {
     if (!fs::is_directory(dir, ec)) {
-      warn(at, config::quote(dir.string()) + " is not a directory");
+      warn(at, (secret(at) ? shown : config::quote(dir.string())) + " is not a directory");
     } else if (::access(dir.c_str(), W_OK | X_OK) != 0) {
-      warn(at, "directory " + config::quote(dir.string()) + " is not writable");
+      warn(at, shown + " is not writable");
     }
     return;
   }
@@ -143,9 +157,10 @@ void Linter::path(const std::vector<Step>& at, const std::string& written,
     parent = parent.parent_path();
   if (parent.empty() || !fs::is_directory(parent, ec) ||
       ::access(parent.c_str(), W_OK | X_OK) != 0) {
-    warn(at, "directory " + config::quote(dir.string()) +
-                 " does not exist and cannot be created (" + config::quote(parent.string()) +
-                 " is not a writable directory)");
+    warn(at, shown + " does not exist and cannot be created" +
+                 (secret(at)
+                      ? std::string()
+                      : " (" + config::quote(parent.string()) + " is not a writable directory)"));
   }
 }
 
@@ -181,10 +196,10 @@ void Linter::admin() {
   const bool loopback = host == "localhost" || host == "::1" || host.starts_with("127.");
   if (loopback || !config_.admin.token.empty())
     return;
-  warn({"admin", "listen"},
-       "the admin server listens on " + config::quote(host) +
-           " without a token: anyone who can reach it reads /metrics and /status (set "
-           "admin.token, or listen on 127.0.0.1)");
+  const std::vector<Step> at = {"admin", "listen"};
+  warn(at, "the admin server listens on " + (secret(at) ? source(at) : config::quote(host)) +
+               " without a token: anyone who can reach it reads /metrics and /status (set "
+               "admin.token, or listen on 127.0.0.1)");
 }
 
 void Linter::unused_sinks() {
