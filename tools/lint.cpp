@@ -47,6 +47,10 @@ class Linter {
   std::string source(const std::vector<Step>& steps) const {
     return config::quote(node_at(steps).first.Scalar());
   }
+  // `value` quoted as a message may show it: by its `${…}` source when it came from one.
+  std::string shown(const std::vector<Step>& steps, const std::string& value) const {
+    return secret(steps) ? source(steps) : config::quote(value);
+  }
   void warn(const std::vector<Step>& steps, std::string message);
 
   void kafka_durability(const config::SinkConfig& sink);
@@ -197,7 +201,7 @@ void Linter::admin() {
   if (loopback || !config_.admin.token.empty())
     return;
   const std::vector<Step> at = {"admin", "listen"};
-  warn(at, "the admin server listens on " + (secret(at) ? source(at) : config::quote(host)) +
+  warn(at, "the admin server listens on " + shown(at, host) +
                " without a token: anyone who can reach it reads /metrics and /status (set "
                "admin.token, or listen on 127.0.0.1)");
 }
@@ -271,13 +275,13 @@ void Linter::channels(std::size_t route_index, const config::RouteConfig& route)
     const std::vector<Step> at = {"routes", route_index, "channels", j};
     const auto s = split(channel);
     if (channel == "console" || s[0] == "projects") {
-      warn(at, "Appwrite publishes on " + config::quote(channel) +
+      warn(at, "Appwrite publishes on " + shown(at, channel) +
                    " only to the console project, never to a project's connections");
       continue;
     }
     const auto kind = channel_kind(channel);
     if (kind.empty()) {
-      warn(at, "Appwrite never publishes on channel " + config::quote(channel) +
+      warn(at, "Appwrite never publishes on channel " + shown(at, channel) +
                    " (channels are exact names such as tablesdb.DB.tables.TABLE.rows, "
                    "buckets.BUCKET.files, account; no wildcards)");
       continue;
@@ -288,9 +292,10 @@ void Linter::channels(std::size_t route_index, const config::RouteConfig& route)
         warn(at,
              "account events reach only the user they belong to, and these credentials act "
              "for " +
-                 config::quote(auth.user_id) + ", not " + config::quote(std::string(id)));
+                 shown({"appwrite", "auth", "user_id"}, auth.user_id) + ", not " +
+                 shown(at, std::string(id)));
       } else if (!subscribes_account) {
-        warn(at, "Appwrite drops a subscription to " + config::quote(channel) +
+        warn(at, "Appwrite drops a subscription to " + shown(at, channel) +
                      "; add `account` to a route's channels (the user's own events carry "
                      "account.<id> among their channels)");
       }
