@@ -4,6 +4,7 @@ running sluice wrote to the webhook receiver and to the mock Kafka broker, and `
 
 import json
 import os
+import pty
 import subprocess
 import sys
 import unittest
@@ -143,6 +144,26 @@ class ToolsTest(IntegrationTest):
         self.assertIn("2 skipped by the filters, 1 unreadable", done.stdout)
         self.assertIn(f"{dead}:4: not valid JSON (left out)", done.stderr)
         self.assertEqual([q.json()["payload"]["$id"] for q in back.wait_for_requests(1)], ["r0"])
+
+        # On a terminal, stderr shows the progress.
+        main, side = pty.openpty()
+        with os.fdopen(main, "rb", buffering=0) as terminal:
+            shown = subprocess.run([SLUICE_BIN, "replay", "--config", cfg, dead, "--reason",
+                                    "413", "--failed-to", os.path.join(self.dir, "f.jsonl")],
+                                   stdout=subprocess.PIPE, stderr=side, timeout=60, cwd=self.dir)
+            os.close(side)
+            self.assertEqual(shown.returncode, 0, shown.stdout)
+            seen = b""
+            while True:  # to the end: reading a terminal whose other side is closed fails
+                try:
+                    chunk = terminal.read(4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            self.assertIn(b"\rreplaying: 1/1 (1 delivered, 0 failed)", seen)
+        back.wait_for_requests(2)
 
         bad = self.sluice("replay", "--config", cfg, dead, "--since", "yesterday")
         self.assertEqual(bad.returncode, 2)
