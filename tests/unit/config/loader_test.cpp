@@ -250,6 +250,14 @@ TEST(Loader, DuplicateKeysAreErrors) {
                           "at line 3)"));
 }
 
+TEST(Loader, TestCasesAreAListOrAFileNameAndTheDaemonIgnoresThem) {
+  EXPECT_TRUE(load(std::string(kValid) + "tests: [{name: x}]\n").ok());
+  EXPECT_TRUE(load(std::string(kValid) + "tests: routes.tests.yaml\n").ok());
+  EXPECT_THAT(errors(std::string(kValid) + "tests: {name: x}\n"),
+              ElementsAre("t.yaml:9:8: tests: expected a list of test cases or the name of a file "
+                          "holding them, got a mapping"));
+}
+
 TEST(Loader, MissingRequiredSections) {
   EXPECT_THAT(errors("log: {level: info}\n"),
               ElementsAre("t.yaml:1:1: missing required key \"appwrite\" (the Appwrite endpoint, "
