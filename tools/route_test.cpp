@@ -256,7 +256,7 @@ std::optional<std::string> case_data(Reader& r, const config::Config& config, co
   }
   std::string data;
   if (record != nullptr) {
-    for (const auto* other : {"params", "database_type", "payload", "timestamp"}) {
+    for (const auto* other : {"params", "database_type", "appwrite", "payload", "timestamp"}) {
       if (const auto* f = map.get(other))
         r.error(f->key.Mark(), f->path, std::string(other) + " goes with event, not record");
     }
@@ -287,6 +287,14 @@ std::optional<std::string> case_data(Reader& r, const config::Config& config, co
                                                      {"vectorsdb", "vectorsdb"}}))
       database_type = *value;
   }
+  // The Appwrite release whose fan-out rules expand the event: 1.8 publishes fewer channels
+  // (no tablesdb.… ones, no action suffixes).
+  auto profile = emulator::Profile::v1_9;
+  if (const auto* v = map.get("appwrite")) {
+    using P = emulator::Profile;
+    if (auto value = r.enumeration<P>(*v, {{"1.9", P::v1_9}, {"1.8", P::v1_8}}))
+      profile = *value;
+  }
   std::string timestamp(kDefaultTimestamp);
   if (const auto* t = map.get("timestamp")) {
     if (auto value = r.string(*t)) {
@@ -311,8 +319,8 @@ std::optional<std::string> case_data(Reader& r, const config::Config& config, co
   }
   if (!pattern)
     return std::nullopt;
-  auto computed = emulator::compute_fanout(emulator::Profile::v1_9, *pattern, params, database_type,
-                                           {"any"}, config.appwrite.project);
+  auto computed = emulator::compute_fanout(profile, *pattern, params, database_type, {"any"},
+                                           config.appwrite.project);
   if (const auto* message = std::get_if<std::string>(&computed)) {
     r.error(event->mark(), event->path, *message);
     return std::nullopt;
@@ -527,8 +535,9 @@ TestRun run_tests(const config::Config& config) {
   Reader r(source->file, {});
   const Router router(config);
   const auto hidden = secret_urls(config.path);
-  const std::vector<std::string> keys = {"name",    "event",     "params", "database_type",
-                                         "payload", "timestamp", "record", "expect"};
+  const std::vector<std::string> keys = {"name",          "event",    "params",
+                                         "database_type", "appwrite", "payload",
+                                         "timestamp",     "record",   "expect"};
   for (std::size_t i = 0; i < source->list.size(); ++i) {
     const YAML::Node item = source->list[i];
     const std::string path = config::index_path("tests", i);
