@@ -264,6 +264,33 @@ std::string channel_kind(std::string_view channel) {
   return "";
 }
 
+// The channel with one mistyped structural word corrected (`…orders.row` → `…orders.rows`),
+// when that gives a channel Appwrite publishes on; empty otherwise.
+std::string corrected_channel(std::string_view channel) {
+  static const std::vector<std::string> words = {
+      "account", "buckets",   "collections", "databases", "documents", "documentsdb", "executions",
+      "files",   "functions", "memberships", "presences", "rows",      "tables",      "tablesdb",
+      "teams",   "vectorsdb", "create",      "update",    "upsert",    "delete"};
+  const auto segments = split(channel);
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    const auto hint = config::did_you_mean(segments[i], words);
+    if (hint.empty())
+      continue;
+    // did_you_mean() gives `did you mean "WORD"? `: the word is between the quotes.
+    const auto open = hint.find('"');
+    const auto word = hint.substr(open + 1, hint.find('"', open + 1) - open - 1);
+    std::string candidate;
+    for (std::size_t j = 0; j < segments.size(); ++j) {
+      if (j > 0)
+        candidate += '.';
+      candidate += j == i ? std::string_view(word) : segments[j];
+    }
+    if (!channel_kind(candidate).empty())
+      return candidate;
+  }
+  return "";
+}
+
 void Linter::channels(std::size_t route_index, const config::RouteConfig& route) {
   const bool subscribes_account =
       std::any_of(config_.routes.begin(), config_.routes.end(), [](const config::RouteConfig& r) {
@@ -281,8 +308,10 @@ void Linter::channels(std::size_t route_index, const config::RouteConfig& route)
     }
     const auto kind = channel_kind(channel);
     if (kind.empty()) {
-      warn(at, "Appwrite never publishes on channel " + shown(at, channel) +
-                   " (channels are exact names such as tablesdb.DB.tables.TABLE.rows, "
+      const auto fixed = secret(at) ? std::string() : corrected_channel(channel);
+      warn(at, "Appwrite never publishes on channel " + shown(at, channel) + " (" +
+                   (fixed.empty() ? "" : "did you mean " + config::quote(fixed) + "? ") +
+                   "channels are exact names such as tablesdb.DB.tables.TABLE.rows, "
                    "buckets.BUCKET.files, account; no wildcards)");
       continue;
     }
