@@ -404,6 +404,17 @@ LoadResult Loader::run(std::string_view text) {
           "routes",
           [this](Reader& r, const Field& f, C& out) { read_routes(r, f, sink_names_, out.routes); },
           "a list of routes", true),
+      // The cases are read by `sluice test` (tools/route_test.cpp); the daemon ignores them.
+      custom_key<C>(
+          "tests",
+          [](Reader& r, const Field& f, C&) {
+            if (!f.value.IsSequence() && !f.value.IsScalar()) {
+              r.error(f.mark(), f.path,
+                      "expected a list of test cases or the name of a file holding them, got " +
+                          kind_of(f.value));
+            }
+          },
+          "route test cases, or the file that holds them"),
   });
   try {
     root_map.read(reader_, MapView(reader_, root, top, ""), config);

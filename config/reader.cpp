@@ -76,6 +76,51 @@ std::string kind_of(const YAML::Node& node) {
   }
 }
 
+std::string did_you_mean(std::string_view given, const std::vector<std::string>& candidates) {
+  const auto lower = [](std::string_view text) {
+    std::string out(text);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+  };
+  const std::string a = lower(given);
+  // Edit distance with adjacent transpositions (optimal string alignment): a swapped pair is
+  // one typo, as people make them. Names are short, so the full table is cheap.
+  const auto distance = [&](const std::string& b) {
+    const std::size_t n = a.size();
+    const std::size_t m = b.size();
+    std::vector<std::vector<std::size_t>> d(n + 1, std::vector<std::size_t>(m + 1));
+    for (std::size_t i = 0; i <= n; ++i)
+      d[i][0] = i;
+    for (std::size_t j = 0; j <= m; ++j)
+      d[0][j] = j;
+    for (std::size_t i = 1; i <= n; ++i) {
+      for (std::size_t j = 1; j <= m; ++j) {
+        const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+        d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+          d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+    return d[n][m];
+  };
+  const std::string* best = nullptr;
+  std::size_t best_distance = 0;
+  for (const auto& candidate : candidates) {
+    const std::size_t d = distance(lower(candidate));
+    // About one typo per four letters: "topik" finds "topic", "sometimes" finds nothing.
+    const std::size_t allowed = std::max<std::size_t>(1, (candidate.size() + 2) / 4);
+    // A name that would have to be rewritten whole ("z" for "f") is no typo of it.
+    if (d > allowed || d >= candidate.size())
+      continue;
+    if (best == nullptr || d < best_distance) {
+      best = &candidate;
+      best_distance = d;
+    }
+  }
+  return best == nullptr ? std::string() : "did you mean " + quote(*best) + "? ";
+}
+
 std::string redacted_url(std::string_view url, bool secret) {
   const auto parsed = boost::urls::parse_uri(url);
   if (!parsed)
@@ -456,7 +501,8 @@ void MapView::check_keys(std::vector<std::string> allowed) const {
     const auto& name = f.key.Scalar();
     if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
       reader_.error(f.key.Mark(), f.path,
-                    "unknown key " + quote(name) + " (expected one of: " + join(allowed) + ")");
+                    "unknown key " + quote(name) + " (" + did_you_mean(name, allowed) +
+                        "expected one of: " + join(allowed) + ")");
     }
   }
 }

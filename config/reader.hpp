@@ -50,6 +50,10 @@ std::string quote(std::string_view text);
 std::string child_path(const std::string& parent, const std::string& key);
 std::string index_path(const std::string& parent, std::size_t i);
 std::string kind_of(const YAML::Node& node);  // "a mapping", "a list", …
+// The candidate closest to a mistyped `given` (a letter missing, added, changed or two swapped,
+// in any case), as `did you mean "channels"? ` for the start of a message's parenthesis; empty
+// when none is close enough to be the likely intent.
+std::string did_you_mean(std::string_view given, const std::vector<std::string>& candidates);
 // A URL as /status and logs may show it: user info becomes `***`, and for a `secret` (a value
 // from `${…}`) everything after the host and port becomes `/…`.
 std::string redacted_url(std::string_view url, bool secret);
@@ -98,8 +102,11 @@ class Reader {
       if (s->value == name)
         return value;
     }
+    // A secret's value is never compared: a suggestion would reveal how close it came.
+    const auto hint = s->secret ? std::string() : did_you_mean(s->value, names);
     error(f.mark(), f.path,
-          "unknown value " + quote(s->display) + " (expected one of: " + join(names) + ")");
+          "unknown value " + quote(s->display) + " (" + hint + "expected one of: " + join(names) +
+              ")");
     return std::nullopt;
   }
 

@@ -14,9 +14,6 @@
 
 namespace sluice::config {
 
-namespace {
-
-// YAML 1.2 core schema resolution of a plain (unquoted) scalar, for `where` values.
 Query::Value plain_value(const std::string& s) {
   if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL")
     return nullptr;
@@ -81,6 +78,8 @@ Query::Value plain_value(const std::string& s) {
   return s;
 }
 
+namespace {
+
 struct MethodName {
   std::string_view name;
   Query::Method method;
@@ -138,7 +137,8 @@ std::optional<Query> condition(Reader& r, const YAML::Node& node, const YAML::Ma
                                    [&](const MethodName& m) { return m.name == name; });
   if (found == std::end(kMethods)) {
     r.error(key.Mark(), here,
-            "unknown method " + quote(name) + " (expected one of: " + methods + ")");
+            "unknown method " + quote(name) + " (" + did_you_mean(name, names) +
+                "expected one of: " + methods + ")");
     return std::nullopt;
   }
   Query q;
@@ -326,8 +326,9 @@ void read_routes(Reader& reader, const Field& f, std::vector<std::string> sink_n
                 const auto item_path = index_path(s.path, j);
                 if (std::find(known.begin(), known.end(), name) == known.end()) {
                   r.error(s.value[j].Mark(), item_path,
-                          "unknown sink " + quote(name) + " (known: " +
-                              (known.empty() ? std::string("none") : join(known)) + ")");
+                          "unknown sink " + quote(name) + " (" + did_you_mean(name, known) +
+                              "known: " + (known.empty() ? std::string("none") : join(known)) +
+                              ")");
                 } else if (!seen.insert(name).second) {
                   r.error(s.value[j].Mark(), item_path, "sink " + quote(name) + " is listed twice");
                 }

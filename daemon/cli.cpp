@@ -11,6 +11,28 @@ std::string quoted(std::string_view text) {
   return "\"" + std::string(text) + "\"";
 }
 
+// The options each command takes; --help is everywhere.
+bool takes_flag(Command command, std::string_view name) {
+  if (name == "--help")
+    return true;
+  if (command == Command::run) {
+    return name == "--check-config" || name == "--strict" || name == "--watch-config" ||
+           name == "--version";
+  }
+  return command == Command::replay && name == "--dry-run";
+}
+
+bool takes_value(Command command, std::string_view name) {
+  if (name == "--config")
+    return true;
+  if (command == Command::run)
+    return name == "--admin-listen" || name == "--log-level" || name == "--log-format";
+  if (command == Command::test)
+    return name == "--capture";
+  return name == "--sink" || name == "--reason" || name == "--since" || name == "--until" ||
+         name == "--failed-to";
+}
+
 }  // namespace
 
 ParseOutcome parse_command_line(const std::vector<std::string>& args) {
@@ -22,9 +44,20 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args) {
     return outcome;
   };
 
-  for (std::size_t i = 0; i < args.size(); ++i) {
+  std::size_t first = 0;
+  if (!args.empty() && (args[0] == "test" || args[0] == "replay")) {
+    options.command = args[0] == "test" ? Command::test : Command::replay;
+    first = 1;
+  }
+  for (std::size_t i = first; i < args.size(); ++i) {
     std::string_view arg = args[i];
-    if (arg.empty() || arg[0] != '-' || arg == "-" || arg == "--") {
+    const bool positional = arg.empty() || arg[0] != '-' || arg == "-";
+    if (positional && options.command == Command::replay && options.replay_file.empty() &&
+        !arg.empty()) {
+      options.replay_file = std::string(arg);
+      continue;
+    }
+    if (positional || arg == "--") {
       return fail("unexpected argument " + quoted(arg));
     }
     std::string name(arg);
@@ -35,12 +68,15 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args) {
     }
     if (name == "-h")
       name = "--help";
-    const bool flag = name == "--check-config" || name == "--watch-config" || name == "--version" ||
-                      name == "--help";
-    const bool valued = name == "--config" || name == "--admin-listen" || name == "--log-level" ||
-                        name == "--log-format";
-    if (!flag && !valued)
+    const bool flag = takes_flag(options.command, name);
+    const bool valued = takes_value(options.command, name);
+    if (!flag && !valued) {
+      if (options.command != Command::run) {
+        return fail("unknown option " + quoted(name) + " for sluice " +
+                    (options.command == Command::test ? "test" : "replay"));
+      }
       return fail("unknown option " + quoted(name));
+    }
     for (const auto& s : seen) {
       if (s == name)
         return fail("option " + name + " given twice");
@@ -51,6 +87,10 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args) {
         return fail("option " + name + " takes no value");
       if (name == "--check-config")
         options.check_config = true;
+      if (name == "--strict")
+        options.strict = true;
+      if (name == "--dry-run")
+        options.dry_run = true;
       if (name == "--watch-config")
         options.watch_config = true;
       if (name == "--version")
@@ -71,6 +111,18 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args) {
       return fail("option " + name + " needs a non-empty value");
     if (name == "--config") {
       options.config_path = value;
+    } else if (name == "--capture") {
+      options.capture = value;
+    } else if (name == "--sink") {
+      options.replay_sink = value;
+    } else if (name == "--reason") {
+      options.replay_reason = value;
+    } else if (name == "--since") {
+      options.replay_since = value;
+    } else if (name == "--until") {
+      options.replay_until = value;
+    } else if (name == "--failed-to") {
+      options.replay_failed_to = value;
     } else if (name == "--admin-listen") {
       std::string error;
       if (!config::parse_host_port(value, error)) {
@@ -92,13 +144,20 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args) {
   if (!options.help && !options.version && options.config_path.empty()) {
     return fail("missing --config PATH");
   }
+  if (options.strict && !options.check_config)
+    return fail("--strict goes with --check-config");
+  if (!options.help && options.command == Command::replay && options.replay_file.empty())
+    return fail("missing the dead-letter FILE to replay");
   outcome.options = std::move(options);
   return outcome;
 }
 
 std::string usage_text() {
   return R"(Usage: sluice --config PATH [options]
-       sluice --config PATH --check-config
+       sluice --config PATH --check-config [--strict]
+       sluice test --config PATH [--capture FILE]
+       sluice replay --config PATH FILE [--sink NAME] [--reason TEXT] [--since TIME]
+                     [--until TIME] [--failed-to PATH] [--dry-run]
        sluice --version | --help
 
 Forwards Appwrite Realtime events to Kafka topics, HTTP webhooks and files, as routed by a
@@ -106,8 +165,10 @@ YAML configuration file (see config/routes.example.yaml).
 
 Options (each also written --option=value):
   --config PATH            the configuration file (required)
-  --check-config           load and validate the configuration, print every error, then exit;
-                           opens no network connection
+  --check-config           load and validate the configuration, print every error and every
+                           warning (valid but probably wrong), then exit; opens no network
+                           connection
+  --strict                 with --check-config: warnings fail it too (exit code 1)
   --watch-config           reload the configuration when the file changes (SIGHUP always does)
   --admin-listen HOST:PORT listen address of the admin server (/metrics /healthz /readyz
                            /status), overriding admin.listen; IPv6 as [::1]:9477; port 0 picks
@@ -117,11 +178,27 @@ Options (each also written --option=value):
   --version                print the version and exit
   -h, --help               print this help and exit
 
+sluice test runs the test cases of the configuration's `tests` section offline: which routes
+and sinks each event reaches, and the Kafka topic and key, webhook URL and file path it gets.
+  --capture FILE           print test cases for the records of FILE (a dead-letter file, or
+                           what a file sink wrote), expecting what the configuration does now
+
+sluice replay sends the records of the dead-letter file FILE again, each to the sink that
+wrote it, retried as that sink's `retry` says; what fails again is appended to FILE.failed.
+FILE itself is only read.
+  --sink NAME              send every record to this sink instead
+  --reason TEXT            only records whose reason contains TEXT
+  --since TIME, --until TIME   only records that failed at or after / before TIME
+                           (2026-03-01, 2026-03-01T12:00:00Z or with an offset)
+  --failed-to PATH         where what fails again goes, instead of FILE.failed
+  --dry-run                list what would be sent; open no sink
+
 Exit codes:
-  0  clean stop (or, with --check-config, a valid configuration)
-  1  invalid configuration
+  0  clean stop (or, with --check-config, a valid configuration; with test, every case passed)
+  1  invalid configuration (with test: a case failed or could not run)
   2  usage error
   3  fatal runtime error
+  4  stopped with records undelivered (with replay: some failed again)
 
 Signals: SIGTERM and SIGINT drain and stop; SIGHUP reloads the configuration.
 )";

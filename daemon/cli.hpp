@@ -18,15 +18,31 @@ inline constexpr int kExitRuntime = 3;
 // Stopped, but some records could not be delivered or kept in a disk buffer (memory buffers).
 inline constexpr int kExitUndelivered = 4;
 
+// What the binary does: run the daemon, or one of the operator tools (README, "Testing routes
+// before deploying" and "Replaying dead letters").
+enum class Command { run, test, replay };
+
 struct Options {
+  Command command = Command::run;
   std::string config_path;
   bool check_config = false;
+  bool strict = false;                      // --check-config --strict: warnings fail like errors
   bool watch_config = false;                // reload when the file changes (issue 7)
   std::optional<std::string> admin_listen;  // HOST:PORT, overrides admin.listen
   std::optional<log::Level> log_level;      // overrides log.level
   std::optional<log::Format> log_format;    // overrides log.format
   bool version = false;
   bool help = false;
+  std::optional<std::string> capture;  // test --capture FILE: records to turn into test cases
+  // replay FILE [--sink NAME] [--reason TEXT] [--since TIME] [--until TIME] [--failed-to PATH]
+  // [--dry-run]; the times are checked by main(), which knows their format.
+  std::string replay_file;
+  std::optional<std::string> replay_sink;
+  std::optional<std::string> replay_reason;
+  std::optional<std::string> replay_since;
+  std::optional<std::string> replay_until;
+  std::optional<std::string> replay_failed_to;
+  bool dry_run = false;
 };
 
 struct ParseOutcome {

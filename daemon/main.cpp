@@ -1,19 +1,96 @@
 // The sluice executable: command line, configuration, then the daemon (daemon/app.cpp).
 #include <malloc.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <exception>
+#include <fstream>
 #include <iostream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "config/loader.hpp"
+#include "config/reader.hpp"
 #include "core/log.hpp"
 #include "daemon/app.hpp"
 #include "daemon/cli.hpp"
 #include "sinks/sink_types.hpp"
+#include "tools/lint.hpp"
+#include "tools/replay.hpp"
+#include "tools/route_test.hpp"
 
 namespace {
+
+// `sluice test`: the configuration is valid here.
+int run_test(const sluice::Options& options, const sluice::config::Config& config) {
+  using namespace sluice;
+  if (options.capture) {
+    std::ifstream in(*options.capture, std::ios::binary);
+    if (!in) {
+      std::cerr << "sluice: cannot read " << *options.capture << '\n';
+      return kExitUsage;
+    }
+    std::string error;
+    const auto cases = tools::capture_cases(config, in, *options.capture, error);
+    if (!cases) {
+      std::cerr << error << '\n';
+      return kExitInvalidConfig;
+    }
+    std::cout << *cases;
+    return kExitOk;
+  }
+  const auto run = tools::run_tests(config);
+  for (const auto& error : run.errors)
+    std::cerr << error.format() << '\n';
+  std::cerr.flush();
+  if (!run.found) {
+    std::cerr << "sluice: " << options.config_path
+              << " has no tests section (see README, \"Testing routes before deploying\")\n";
+    return kExitUsage;
+  }
+  std::cout << tools::format_report(run);
+  return run.errors.empty() && run.failed() == 0 ? kExitOk : kExitInvalidConfig;
+}
+
+// `sluice replay`: the configuration is valid here.
+int run_replay(const sluice::Options& options, const sluice::config::Config& config) {
+  using namespace sluice;
+  tools::ReplayOptions replay;
+  replay.file = options.replay_file;
+  replay.reason = options.replay_reason;
+  replay.dry_run = options.dry_run;
+  replay.failed = options.replay_failed_to.value_or("");
+  replay.progress = ::isatty(STDERR_FILENO) == 1;
+  if (options.replay_sink) {
+    if (config.find_sink(*options.replay_sink) == nullptr) {
+      std::vector<std::string> names;
+      for (const auto& sink : config.sinks)
+        names.push_back(sink.name);
+      std::cerr << "sluice: --sink: unknown sink " << config::quote(*options.replay_sink) << " ("
+                << config::did_you_mean(*options.replay_sink, names)
+                << "known: " << config::join(names) << ")\n";
+      return kExitUsage;
+    }
+    replay.sink = options.replay_sink;
+  }
+  for (auto [given, out, name] : {std::tuple{&options.replay_since, &replay.since, "--since"},
+                                  std::tuple{&options.replay_until, &replay.until, "--until"}}) {
+    if (!*given)
+      continue;
+    *out = tools::parse_time(**given);
+    if (!*out) {
+      std::cerr << "sluice: " << name << " " << config::quote(**given)
+                << ": expected a time such as 2026-03-01, 2026-03-01T12:00:00Z or "
+                   "2026-03-01T13:00:00+01:00\n";
+      return kExitUsage;
+    }
+  }
+  const auto totals = tools::run_replay(config, replay);
+  if (!totals)
+    return kExitUsage;
+  return totals->failed > 0 ? kExitUndelivered : kExitOk;
+}
 
 int run(int argc, char** argv) {
   using namespace sluice;
@@ -40,8 +117,23 @@ int run(int argc, char** argv) {
     std::cerr.flush();
     return kExitInvalidConfig;
   }
+  if (options.command == Command::test)
+    return run_test(options, *loaded.config);
+  if (options.command == Command::replay)
+    return run_replay(options, *loaded.config);
   if (options.check_config) {
-    std::cout << options.config_path << ": configuration is valid\n";
+    const auto warnings = tools::lint(*loaded.config);
+    for (const auto& warning : warnings)
+      std::cerr << warning.format() << '\n';
+    std::cerr.flush();
+    if (warnings.empty()) {
+      std::cout << options.config_path << ": configuration is valid\n";
+      return kExitOk;
+    }
+    if (options.strict)
+      return kExitInvalidConfig;
+    std::cout << options.config_path << ": configuration is valid, with " << warnings.size()
+              << (warnings.size() == 1 ? " warning\n" : " warnings\n");
     return kExitOk;
   }
   config::Config config = std::move(*loaded.config);

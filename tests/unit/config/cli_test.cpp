@@ -90,5 +90,53 @@ TEST(CommandLine, OverridesWinOverTheFile) {
   EXPECT_EQ(untouched.admin.port, 9477);
 }
 
+TEST(CommandLine, TestIsASubcommandWithItsOwnOptions) {
+  auto t = parse({"test", "--config", "r.yaml"});
+  ASSERT_TRUE(t.options) << t.error;
+  EXPECT_EQ(t.options->command, Command::test);
+  EXPECT_EQ(t.options->config_path, "r.yaml");
+  EXPECT_FALSE(t.options->capture);
+
+  auto c = parse({"test", "--config=r.yaml", "--capture", "dead.jsonl"});
+  ASSERT_TRUE(c.options) << c.error;
+  EXPECT_EQ(c.options->capture, "dead.jsonl");
+
+  EXPECT_EQ(parse({"test", "--config", "r.yaml", "--watch-config"}).error,
+            "unknown option \"--watch-config\" for sluice test");
+  EXPECT_EQ(parse({"--config", "r.yaml", "--capture", "x"}).error, "unknown option \"--capture\"");
+  EXPECT_EQ(parse({"test"}).error, "missing --config PATH");
+  EXPECT_EQ(parse({"--config", "r.yaml", "test"}).error, "unexpected argument \"test\"");
+  EXPECT_EQ(parse({"--config", "r.yaml"}).options->command, Command::run);
+}
+
+TEST(CommandLine, ReplayTakesTheDeadLetterFileAndItsFilters) {
+  auto r =
+      parse({"replay", "--config", "r.yaml", "dead.jsonl", "--sink=k", "--reason", "http 5",
+             "--since", "2026-03-01", "--until=2026-03-02", "--failed-to", "f.jsonl", "--dry-run"});
+  ASSERT_TRUE(r.options) << r.error;
+  EXPECT_EQ(r.options->command, Command::replay);
+  EXPECT_EQ(r.options->replay_file, "dead.jsonl");
+  EXPECT_EQ(r.options->replay_sink, "k");
+  EXPECT_EQ(r.options->replay_reason, "http 5");
+  EXPECT_EQ(r.options->replay_since, "2026-03-01");
+  EXPECT_EQ(r.options->replay_until, "2026-03-02");
+  EXPECT_EQ(r.options->replay_failed_to, "f.jsonl");
+  EXPECT_TRUE(r.options->dry_run);
+
+  EXPECT_EQ(parse({"replay", "--config", "r.yaml"}).error,
+            "missing the dead-letter FILE to replay");
+  EXPECT_EQ(parse({"replay", "--config", "r.yaml", "a", "b"}).error, "unexpected argument \"b\"");
+  EXPECT_EQ(parse({"replay", "--config", "r.yaml", "a", "--capture", "x"}).error,
+            "unknown option \"--capture\" for sluice replay");
+  EXPECT_EQ(parse({"--config", "r.yaml", "--dry-run"}).error, "unknown option \"--dry-run\"");
+}
+
+TEST(CommandLine, StrictGoesWithCheckConfig) {
+  auto s = parse({"--config", "r.yaml", "--check-config", "--strict"});
+  ASSERT_TRUE(s.options) << s.error;
+  EXPECT_TRUE(s.options->strict);
+  EXPECT_EQ(parse({"--config", "r.yaml", "--strict"}).error, "--strict goes with --check-config");
+}
+
 }  // namespace
 }  // namespace sluice

@@ -62,9 +62,28 @@ TEST(ConfigMap, AWrongValueIsReportedAtItsLocationAndKeepsTheDefault) {
 TEST(ConfigMap, AnUndeclaredKeyIsReportedWithTheDeclaredOnes) {
   Demo demo;
   EXPECT_THAT(read_demo("name: d\nwiat: 1s\n", demo),
-              ElementsAre("t.yaml:2:1: wiat: unknown key \"wiat\" (expected one of: count, name, "
-                          "wait)"));
+              ElementsAre("t.yaml:2:1: wiat: unknown key \"wiat\" (did you mean \"wait\"? "
+                          "expected one of: count, name, wait)"));
   EXPECT_EQ(demo.wait, Duration(5000));
+}
+
+TEST(ConfigMap, AKeyFarFromEveryDeclaredOneGetsNoSuggestion) {
+  Demo demo;
+  EXPECT_THAT(read_demo("name: d\nsometimes: 1\n", demo),
+              ElementsAre("t.yaml:2:1: sometimes: unknown key \"sometimes\" (expected one of: "
+                          "count, name, wait)"));
+}
+
+TEST(DidYouMean, SuggestsTheClosestNameForOneTypoPerFourLetters) {
+  const std::vector<std::string> keys = {"channels", "events", "name", "sinks", "where"};
+  EXPECT_EQ(did_you_mean("chanels", keys), "did you mean \"channels\"? ");
+  EXPECT_EQ(did_you_mean("Channels", keys), "did you mean \"channels\"? ");
+  EXPECT_EQ(did_you_mean("chnanels", keys), "did you mean \"channels\"? ");  // a swapped pair
+  EXPECT_EQ(did_you_mean("sink", keys), "did you mean \"sinks\"? ");
+  EXPECT_EQ(did_you_mean("wehre", keys), "did you mean \"where\"? ");
+  EXPECT_EQ(did_you_mean("route", keys), "");
+  EXPECT_EQ(did_you_mean("", keys), "");
+  EXPECT_EQ(did_you_mean("name", {}), "");
 }
 
 TEST(ConfigMap, AMissingRequiredKeyIsReportedWithItsHelp) {
@@ -122,7 +141,8 @@ TEST(SinkTypes, TheTypeKeysJoinTheCommonOnesInTheUnknownKeyCheck) {
   EXPECT_THAT(errors_of(load_string(with_sink("{type: fake, tagret: here}"), "t.yaml", types)),
               ElementsAre("t.yaml:6:3: sinks.f: missing required key \"target\" (where records "
                           "go)",
-                          "t.yaml:6:19: sinks.f.tagret: unknown key \"tagret\" (expected one of: "
+                          "t.yaml:6:19: sinks.f.tagret: unknown key \"tagret\" (did you mean "
+                          "\"target\"? expected one of: "
                           "buffer, dead_letter, gap_marker, retry, target, type)"));
   EXPECT_THAT(errors_of(load_string(with_sink("{type: kafka}"), "t.yaml", types)),
               ElementsAre("t.yaml:6:13: sinks.f.type: unknown value \"kafka\" (expected one of: "

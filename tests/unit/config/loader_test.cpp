@@ -238,7 +238,8 @@ TEST(Loader, UnknownKeysListTheValidOnes) {
       ElementsAre(
           "t.yaml:6:3: sinks.k: missing required key \"topic\" (a topic name "
           "template)",
-          "t.yaml:6:39: sinks.k.topik: unknown key \"topik\" (expected one of: "
+          "t.yaml:6:39: sinks.k.topik: unknown key \"topik\" (did you mean \"topic\"? expected one "
+          "of: "
           "brokers, buffer, compression, dead_letter, gap_marker, headers, key, properties, "
           "retry, topic, type)"));
 }
@@ -247,6 +248,14 @@ TEST(Loader, DuplicateKeysAreErrors) {
   EXPECT_THAT(errors(with("  project: p", "  project: p\n  project: q")),
               ElementsAre("t.yaml:4:3: appwrite.project: duplicate key \"project\" (first given "
                           "at line 3)"));
+}
+
+TEST(Loader, TestCasesAreAListOrAFileNameAndTheDaemonIgnoresThem) {
+  EXPECT_TRUE(load(std::string(kValid) + "tests: [{name: x}]\n").ok());
+  EXPECT_TRUE(load(std::string(kValid) + "tests: routes.tests.yaml\n").ok());
+  EXPECT_THAT(errors(std::string(kValid) + "tests: {name: x}\n"),
+              ElementsAre("t.yaml:9:8: tests: expected a list of test cases or the name of a file "
+                          "holding them, got a mapping"));
 }
 
 TEST(Loader, MissingRequiredSections) {
@@ -356,10 +365,12 @@ TEST(Loader, WhereConditions) {
   EXPECT_EQ(w[3].queries[1].queries[0].method, Query::Method::less_than_equal);
   EXPECT_EQ(w[3].queries[1].queries[1].method, Query::Method::greater_than_equal);
 
-  EXPECT_THAT(errors(where("[{equals: [a, 1]}]")),
-              ElementsAre("t.yaml:8:39: routes[0].where[0].equals: unknown method \"equals\" "
-                          "(expected one of: equal, notEqual, lessThan, lessThanEqual, "
-                          "greaterThan, greaterThanEqual, isNull, isNotNull, and, or)"));
+  EXPECT_THAT(
+      errors(where("[{equals: [a, 1]}]")),
+      ElementsAre(
+          "t.yaml:8:39: routes[0].where[0].equals: unknown method \"equals\" "
+          "(did you mean \"equal\"? expected one of: equal, notEqual, lessThan, lessThanEqual, "
+          "greaterThan, greaterThanEqual, isNull, isNotNull, and, or)"));
   EXPECT_THAT(errors(where("[{select: ['*']}]")),
               ElementsAre(HasSubstr("routes[0].where[0].select: select is not allowed in routes")));
   EXPECT_THAT(errors(where("[{greaterThan: [a, 1, 2]}]")),

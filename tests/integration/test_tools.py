@@ -1,0 +1,218 @@
+"""The operator tools against real peers: `sluice replay` re-sends a dead-letter file that a
+running sluice wrote to the webhook receiver and to the mock Kafka broker, and `sluice test
+--capture` turns those dead letters into route test cases that pass."""
+
+import json
+import os
+import pty
+import subprocess
+import sys
+import unittest
+
+from common import SLUICE_BIN, IntegrationTest, appwrite_yaml, read_lines, wait_for
+from webhook_receiver import Receiver
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import kafka  # noqa: E402
+
+BROKER_BIN = os.environ.get("KAFKA_MOCK_BROKER_BIN", "kafka-mock-broker")
+ROW_CREATE = "databases.[databaseId].tables.[tableId].rows.[rowId].create"
+ORDERS = "databases.shop.tables.orders.rows"
+
+
+def config(endpoint, hook_url, dead, brokers="127.0.0.1:1"):
+    return appwrite_yaml(endpoint, heartbeat="5s") + f"""\
+sinks:
+  hook:
+    type: webhook
+    url: {hook_url}
+    timeout: 5s
+    retry: {{initial: 100ms, max: 200ms, max_elapsed: 2s}}
+    dead_letter: {dead}
+  events:
+    type: kafka
+    brokers: [{brokers}]
+    topic: "replayed.{{payload.$tableId}}"
+    key: "{{payload.$id}}"
+    retry: {{initial: 100ms, max: 200ms, max_elapsed: 5s}}
+routes:
+  - name: orders
+    channels: [{ORDERS}]
+    sinks: [hook]
+"""
+
+
+class ToolsTest(IntegrationTest):
+    def receiver(self, **kw):
+        r = Receiver(**kw)
+        r.start()
+        self._cleanup_procs.append(r)
+        return r
+
+    def dead_letters(self, count):
+        """Runs sluice against a receiver that refuses everything (400) until `count` orders
+        are dead letters; returns the configuration path, the dead-letter path and the lines."""
+        refusing = self.receiver(default_status=400)
+        emu = self.start_emulator()
+        dead = os.path.join(self.dir, "dead.jsonl")
+        s = self.start_sluice(config(emu.endpoint, refusing.url, dead))
+        s.wait_ready()
+        for i in range(count):
+            emu.publish(event=ROW_CREATE,
+                        params={"databaseId": "shop", "tableId": "orders", "rowId": f"o{i}"},
+                        payload={"$id": f"o{i}", "$tableId": "orders", "total": 100 + i,
+                                 "price": 1.50},
+                        read=["any"], project="shop")
+        lines = wait_for(lambda: len(read_lines(dead)) == count and read_lines(dead), 20,
+                         "the dead letters")
+        self.assertEqual(s.stop(), 0, self.dump_on_failure(s))
+        return dead, lines
+
+    def write_config(self, hook_url, dead, brokers="127.0.0.1:1", extra=""):
+        path = os.path.join(self.dir, "replay.yaml")
+        with open(path, "w") as f:
+            f.write(config("http://127.0.0.1:1/v1", hook_url, dead, brokers) + extra)
+        return path
+
+    def sluice(self, *args):
+        return subprocess.run([SLUICE_BIN, *args], capture_output=True, text=True, timeout=60,
+                              cwd=self.dir)
+
+    def test_replay_to_the_webhook_resends_byte_for_byte_and_keeps_what_fails_again(self):
+        dead, lines = self.dead_letters(3)
+        with open(dead, "rb") as f:
+            raw = f.read().splitlines()
+        # The record bytes as the daemon received them: between `"record":` and the final `}`.
+        wanted = [line[line.index(b'"record":') + 9:-1] for line in raw]
+
+        back = self.receiver()
+        back.script([200, 422])  # the second one fails again; the third is delivered
+        cfg = self.write_config(back.url, os.path.join(self.dir, "unused.jsonl"))
+
+        dry = self.sluice("replay", "--config", cfg, dead, "--dry-run")
+        self.assertEqual(dry.returncode, 0, dry.stderr)
+        self.assertIn("dry run: 3 selected, 0 skipped by the filters, 0 unreadable", dry.stdout)
+        self.assertEqual(back.snapshot(), [], "a dry run sends nothing")
+
+        done = self.sluice("replay", "--config", cfg, dead)
+        self.assertEqual(done.returncode, 4, done.stdout + done.stderr)
+        failed = dead + ".failed"
+        self.assertIn(f"replayed 3 of the records in {dead}: 2 delivered, 1 failed again "
+                      f"(written to {failed}), 0 skipped by the filters, 0 unreadable",
+                      done.stdout)
+        self.assertEqual(done.stderr, "", "no progress line when stderr is not a terminal")
+        got = back.wait_for_requests(3)
+        # The receiver notes a request after answering it, so its order may differ from the
+        # order of sending when two connections are involved.
+        self.assertEqual(sorted(q.body for q in got), sorted(wanted))
+        refused = [q for q in got if q.status == 422]
+        self.assertEqual(len(refused), 1)
+        again = read_lines(failed)
+        self.assertEqual(len(again), 1)
+        self.assertEqual(again[0]["record"], refused[0].json())
+        self.assertEqual(again[0]["reason"], "http 422")
+        self.assertEqual((again[0]["sink"], again[0]["route"]), ("hook", "orders"))
+        original = [ln for ln in lines if ln["record"] == again[0]["record"]]
+        self.assertEqual(again[0]["event_id"], original[0]["event_id"])
+        self.assertEqual(len(read_lines(dead)), 3, "the input file is only read")
+
+        # What failed again can itself be replayed.
+        last = self.sluice("replay", "--config", cfg, failed, "--failed-to",
+                           os.path.join(self.dir, "again.jsonl"))
+        self.assertEqual(last.returncode, 0, last.stdout + last.stderr)
+        self.assertEqual(back.wait_for_requests(4)[3].body, refused[0].body)
+
+    def test_replay_filters_by_reason_and_time(self):
+        back = self.receiver()
+        dead = os.path.join(self.dir, "dead.jsonl")
+        record = ('{"events":["e"],"channels":["%s"],"timestamp":"2026-03-01T12:00:00.000+00:00",'
+                  '"payload":{"$id":"%s"}}')
+        with open(dead, "w") as f:
+            for i, (time, reason) in enumerate([("2026-03-01T10:00:00.000Z", "http 400"),
+                                                ("2026-03-01T11:00:00.000Z", "http 413"),
+                                                ("2026-03-02T10:00:00.000Z", "http 400")]):
+                f.write(json.dumps({"time": time, "sink": "hook", "route": "orders",
+                                    "event_id": "x", "reason": reason, "attempts": 1,
+                                    "first_attempt": time, "last_attempt": time})[:-1]
+                        + ',"record":' + record % (ORDERS, f"r{i}") + "}\n")
+            f.write("not json\n")
+        cfg = self.write_config(back.url, os.path.join(self.dir, "unused.jsonl"))
+        done = self.sluice("replay", "--config", cfg, dead, "--reason", "400", "--until",
+                           "2026-03-02")
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertIn("replayed 1 of the records", done.stdout)
+        self.assertIn("2 skipped by the filters, 1 unreadable", done.stdout)
+        self.assertIn(f"{dead}:4: not valid JSON (left out)", done.stderr)
+        self.assertEqual([q.json()["payload"]["$id"] for q in back.wait_for_requests(1)], ["r0"])
+
+        # On a terminal, stderr shows the progress.
+        main, side = pty.openpty()
+        with os.fdopen(main, "rb", buffering=0) as terminal:
+            shown = subprocess.run([SLUICE_BIN, "replay", "--config", cfg, dead, "--reason",
+                                    "413", "--failed-to", os.path.join(self.dir, "f.jsonl")],
+                                   stdout=subprocess.PIPE, stderr=side, timeout=60, cwd=self.dir)
+            os.close(side)
+            self.assertEqual(shown.returncode, 0, shown.stdout)
+            seen = b""
+            while True:  # to the end: reading a terminal whose other side is closed fails
+                try:
+                    chunk = terminal.read(4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            self.assertIn(b"\rreplaying: 1/1 (1 delivered, 0 failed)", seen)
+        back.wait_for_requests(2)
+
+        bad = self.sluice("replay", "--config", cfg, dead, "--since", "yesterday")
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("--since \"yesterday\": expected a time", bad.stderr)
+        unknown = self.sluice("replay", "--config", cfg, dead, "--sink", "hooks")
+        self.assertEqual(unknown.returncode, 2)
+        self.assertIn('unknown sink "hooks" (did you mean "hook"? known: hook, events)',
+                      unknown.stderr)
+
+    def test_replay_to_kafka_with_another_sink(self):
+        dead, lines = self.dead_letters(2)
+        with kafka.start(BROKER_BIN, brokers=1, partitions=1,
+                         topics=["replayed.orders"]) as broker:
+            cfg = self.write_config("http://127.0.0.1:1/hook",
+                                    os.path.join(self.dir, "unused.jsonl"), broker.bootstrap)
+            done = self.sluice("replay", "--config", cfg, dead, "--sink", "events")
+            self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+            self.assertIn("2 delivered, 0 failed again", done.stdout)
+            got = broker.consume("replayed.orders")
+        self.assertEqual([m["key"] for m in got], ["o0", "o1"])
+        self.assertEqual([json.loads(m["payload"]) for m in got], [ln["record"] for ln in lines])
+        self.assertEqual([m["headers"]["sluice-route"] for m in got], ["orders", "orders"])
+        self.assertEqual([m["headers"]["sluice-event-id"] for m in got],
+                         [ln["event_id"] for ln in lines])
+
+    def test_captured_dead_letters_become_passing_test_cases(self):
+        dead, lines = self.dead_letters(2)
+        cfg = self.write_config("http://127.0.0.1:1/hook", dead)
+        captured = self.sluice("test", "--config", cfg, "--capture", dead)
+        self.assertEqual(captured.returncode, 0, captured.stderr)
+        self.assertIn('      routes: ["orders"]', captured.stdout)
+        self.assertIn('        "hook": {url: "http://127.0.0.1:1/hook"}', captured.stdout)
+        with open(cfg, "a") as f:
+            f.write(captured.stdout)
+        run = self.sluice("test", "--config", cfg)
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+        self.assertTrue(run.stdout.endswith("2 test cases: 2 passed, 0 failed\n"), run.stdout)
+
+        # A route change the cases did not expect fails them, located in the file.
+        with open(cfg) as f:
+            text = f.read()
+        with open(cfg, "w") as f:
+            f.write(text.replace("channels: [databases.shop.tables.orders.rows]",
+                                 "channels: [databases.shop.tables.refunds.rows]"))
+        changed = self.sluice("test", "--config", cfg)
+        self.assertEqual(changed.returncode, 1, changed.stdout + changed.stderr)
+        self.assertIn("    expected: [orders]\n    actual:   []\n", changed.stdout)
+        self.assertTrue(changed.stdout.endswith("2 test cases: 0 passed, 2 failed\n"))
+
+
+if __name__ == "__main__":
+    unittest.main()
