@@ -107,6 +107,20 @@ class PackageTest(unittest.TestCase):
             with self.subTest(prefix):
                 self.assertTrue(any(d.startswith(prefix) for d in depends), depends)
 
+    def test_depends_cover_every_linked_library(self):
+        # What the container image relies on: installing the package brings every library.
+        dynamic = run(["readelf", "-d", str(self.tree / "usr/bin/sluice")], check=True).stdout
+        needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", dynamic)
+        self.assertIn("librdkafka.so.1", needed)
+        depends = {d.split()[0] for d in self.field(self.deb, "Depends").split(", ")}
+        essential = {"libc6", "libgcc-s1"}  # in every Debian system
+        for lib in needed:
+            with self.subTest(lib):
+                owner = run(["dpkg", "-S", f"*/{lib}"]).stdout
+                owners = {line.split(":")[0] for line in owner.splitlines() if line}
+                self.assertTrue(owners, f"no package ships {lib}")
+                self.assertTrue(owners & (depends | essential), f"{lib} is in {owners}")
+
     def test_files(self):
         listing = run(["dpkg-deb", "-c", str(self.deb)], check=True).stdout.splitlines()
         entries = {line.split()[-1]: line.split()[:2] for line in listing}
