@@ -38,6 +38,7 @@ install(FILES config/routes.example.yaml DESTINATION /etc/sluice RENAME routes.y
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ COMPONENT deb)
 install(FILES ${SLUICE_DEBIAN_DIR}/copyright DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT deb)
 # Debian wants the changelog compressed with gzip -9n (no name or time stamp: reproducible).
+# Its top entry names the project's VERSION (tests/deploy/test_package.py checks).
 install(CODE "
   string(MD5 stage \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}\")
   file(MAKE_DIRECTORY \"${SLUICE_STAGE}\")
