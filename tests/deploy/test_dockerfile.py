@@ -50,6 +50,8 @@ class DockerfileTest(unittest.TestCase):
         self.assertEqual(runtime_packages(), {"/pkg/sluice_*.deb"})
         _, body = stages()[-1]
         self.assertNotIn("COPY --from=build", body)
+        # The chart's README points at the example there; slim images drop /usr/share/doc.
+        self.assertIn("path-include /usr/share/doc/sluice/*", body)
 
 
 if __name__ == "__main__":
