@@ -1,5 +1,5 @@
 # Install layout (GNUInstallDirs):
-#   component "runtime" (`cmake --install BUILD --component runtime`, and the container image):
+#   component "runtime" (`cmake --install BUILD --component runtime`):
 #     bin/sluice
 #     lib/systemd/system/sluice.service   ExecStart= rewritten to the installed binary
 #     share/doc/sluice/routes.example.yaml
