@@ -7,7 +7,9 @@
 namespace sluice {
 namespace {
 
-std::string quoted(std::string_view text) {
+// Not "quoted": std::quoted(std::string&), found by argument-dependent lookup once a standard
+// header pulls in <iomanip> (GCC 14), would be the better match.
+std::string in_quotes(std::string_view text) {
   return "\"" + std::string(text) + "\"";
 }
 
@@ -58,7 +60,7 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args) {
       continue;
     }
     if (positional || arg == "--") {
-      return fail("unexpected argument " + quoted(arg));
+      return fail("unexpected argument " + in_quotes(arg));
     }
     std::string name(arg);
     std::optional<std::string> inline_value;
@@ -72,10 +74,10 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args) {
     const bool valued = takes_value(options.command, name);
     if (!flag && !valued) {
       if (options.command != Command::run) {
-        return fail("unknown option " + quoted(name) + " for sluice " +
+        return fail("unknown option " + in_quotes(name) + " for sluice " +
                     (options.command == Command::test ? "test" : "replay"));
       }
-      return fail("unknown option " + quoted(name));
+      return fail("unknown option " + in_quotes(name));
     }
     for (const auto& s : seen) {
       if (s == name)
@@ -126,18 +128,19 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args) {
     } else if (name == "--admin-listen") {
       std::string error;
       if (!config::parse_host_port(value, error)) {
-        return fail("--admin-listen " + quoted(value) + ": " + error);
+        return fail("--admin-listen " + in_quotes(value) + ": " + error);
       }
       options.admin_listen = value;
     } else if (name == "--log-level") {
       options.log_level = log::parse_level(value);
       if (!options.log_level) {
-        return fail("--log-level " + quoted(value) + ": expected one of: debug, info, warn, error");
+        return fail("--log-level " + in_quotes(value) +
+                    ": expected one of: debug, info, warn, error");
       }
     } else {
       options.log_format = log::parse_format(value);
       if (!options.log_format) {
-        return fail("--log-format " + quoted(value) + ": expected one of: text, json");
+        return fail("--log-format " + in_quotes(value) + ": expected one of: text, json");
       }
     }
   }
