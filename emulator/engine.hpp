@@ -40,12 +40,13 @@ struct Options {
 // The owner team a project gets when --fixtures does not name one.
 inline constexpr std::string_view kDefaultOwnerTeam = "owners";
 
-// One of Appwrite's abuse limits (§8): at most `limit` hits per 60 s. Appwrite counts in fixed
+// One of Appwrite's abuse limits: at most `limit` hits per 60 s. Appwrite counts in fixed
 // minutes aligned to the clock and does not count a refused hit (utopia-php/abuse
 // TimeLimit::check), so whether a burst is refused depends on where a minute starts. The
 // emulator refuses whenever some alignment would: at most `limit` accepted hits within any
 // 60 s. A client that passes here passes Appwrite wherever its minutes fall, and a test does
-// not depend on the wall clock. Owned by its Connection (messages) or the Engine (connects).
+// not depend on the wall clock. Owned by its Connection (messages) or the Engine (connects);
+// used on the io_context thread, like everything in the emulator.
 class RateWindow {
  public:
   using Clock = std::chrono::steady_clock;
@@ -83,7 +84,7 @@ struct Connection {
   std::vector<std::string> url_channels;    // channels[] of the handshake URL, as given
   std::vector<std::string> channels;        // 1.8: converted URL channels
   std::vector<Subscription> subscriptions;  // 1.9
-  RateWindow rate{32};                      // inbound messages, pings included (§8)
+  RateWindow rate{32};                      // inbound messages, pings included
   std::string remote;                       // peer address as IP:PORT ([IPv6]:PORT)
   bool opened = false;                      // the handshake succeeded: project context exists
 };
@@ -223,7 +224,7 @@ class Engine {
   // Binds the connection to `user` (nullptr: a guest) with fresh roles and re-subscribes
   // every subscription as Appwrite does on `authentication` and `permissionsChanged`.
   void rebind(Connection& conn, const User* user);
-  // permissionsChanged (§7): re-subscribes the connections of `user_id` with fresh roles.
+  // permissionsChanged: re-subscribes the connections of `user_id` with fresh roles.
   void refresh_permissions(std::string_view project, std::string_view user_id);
 
   HttpAnswer handle_control(const HttpRequest& request, std::string_view path);
@@ -235,7 +236,7 @@ class Engine {
   Directory directory_;
   std::map<std::uint64_t, std::shared_ptr<Peer>> peers_;
   std::uint64_t last_connection_id_ = 0;
-  // Connects per (IP, path), Appwrite's 128 per 60 s (§1, §8).
+  // Connects per (IP, path), Appwrite's 128 per 60 s.
   std::map<std::string, RateWindow, std::less<>> connects_;
   RateWindow::Clock::duration clock_offset_{};
 };
