@@ -214,7 +214,11 @@ class App {
                        .tls_verify = gen.config.appwrite.tls.verify,
                        .connects = s.connects,
                        .last_error = s.last_error,
-                       .channels = s.channels};
+                       .channels = s.channels,
+                       .frames = s.frames,
+                       .largest_frame_bytes = s.largest_frame_bytes,
+                       .url_bytes = s.url_bytes,
+                       .widened = s.widened};
     report.config = {
         .path = gen.config.path, .reloads = reloads_, .last_reload_error = last_reload_error_};
     for (std::size_t i = 0; i < gen.workers.size(); ++i) {
