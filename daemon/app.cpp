@@ -53,8 +53,11 @@ constexpr std::chrono::seconds kSwitchGrace{5};
 upstream::Subscription make_subscription(const Generation& gen) {
   upstream::Subscription subscription;
   subscription.channels = gen.router->subscription_channels();
-  for (const auto& route : gen.config.routes)
-    subscription.entries.push_back({upstream::subscription_id(route.name), route.channels});
+  for (const auto& route : gen.config.routes) {
+    auto queries = upstream::server_queries(route.where);
+    subscription.entries.push_back({upstream::subscription_id(route.name), route.channels,
+                                    queries ? std::move(*queries) : std::vector<std::string>{}});
+  }
   return subscription;
 }
 

@@ -1,6 +1,7 @@
 #include "daemon/upstream/subscription_plan.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <utility>
 
@@ -27,7 +28,13 @@ std::string entry_json(const Subscription::Entry& e) {
       m += ',';
     append_json_string(m, e.channels[i]);
   }
-  m += R"(],"queries":[]})";
+  m += R"(],"queries":[)";
+  for (std::size_t i = 0; i < e.queries.size(); ++i) {
+    if (i > 0)
+      m += ',';
+    append_json_string(m, e.queries[i]);
+  }
+  m += "]}";
   return m;
 }
 
@@ -76,7 +83,7 @@ std::vector<Subscription::Entry> chunk(const std::vector<std::string>& channels)
       entries.back().channels.push_back(c);
       bytes += quoted.size() + 1;
     } else {
-      entries.push_back({"", {c}});
+      entries.push_back({"", {c}, {}});
       bytes = kOverhead + quoted.size();
     }
   }
@@ -139,10 +146,77 @@ std::string limit_error(const SubscriptionPlan& plan) {
       plan.frames.size(), kMaxSubscribeFrames, kMessagesPerWindow);
 }
 
+bool append_value(std::string& out, const Query::Value& v) {
+  if (std::holds_alternative<std::nullptr_t>(v)) {
+    out += "null";
+  } else if (const auto* b = std::get_if<bool>(&v)) {
+    out += *b ? "true" : "false";
+  } else if (const auto* i = std::get_if<std::int64_t>(&v)) {
+    out += std::to_string(*i);
+  } else if (const auto* d = std::get_if<double>(&v)) {
+    if (!std::isfinite(*d))
+      return false;
+    // PHP's json_decode reads a number without '.', 'e' or 'E' as an int, which `===` never
+    // equals a float: keep the float a float.
+    auto text = fmt::format("{}", *d);
+    if (text.find_first_of(".eE") == std::string::npos)
+      text += ".0";
+    out += text;
+  } else {
+    append_json_string(out, std::get<std::string>(v));
+  }
+  return true;
+}
+
+// Appends `q` as the JSON object Appwrite's SDKs send; false when Appwrite would not evaluate
+// it the way sluice does.
+bool append_query(std::string& out, const Query& q) {
+  // sluice reads a dotted attribute as a path into nested objects; Appwrite reads top-level
+  // keys only.
+  if (q.attribute.find('.') != std::string::npos)
+    return false;
+  out += R"({"method":)";
+  append_json_string(out, method_name(q.method));
+  const bool logical = q.method == Query::Method::and_ || q.method == Query::Method::or_;
+  if (!logical && q.method != Query::Method::select) {
+    out += R"(,"attribute":)";
+    append_json_string(out, q.attribute);
+  }
+  out += R"(,"values":[)";
+  if (logical) {
+    for (std::size_t i = 0; i < q.queries.size(); ++i) {
+      if (i > 0)
+        out += ',';
+      if (!append_query(out, q.queries[i]))
+        return false;
+    }
+  } else {
+    for (std::size_t i = 0; i < q.values.size(); ++i) {
+      if (i > 0)
+        out += ',';
+      if (!append_value(out, q.values[i]))
+        return false;
+    }
+  }
+  out += "]}";
+  return true;
+}
+
 }  // namespace
 
 std::string subscription_id(std::string_view route_name) {
   return make_event_id(route_name).substr(0, 20);
+}
+
+std::optional<std::vector<std::string>> server_queries(const std::vector<Query>& where) {
+  std::vector<std::string> out;
+  for (const auto& q : where) {
+    std::string text;
+    if (!append_query(text, q))
+      return std::nullopt;
+    out.push_back(std::move(text));
+  }
+  return out;
 }
 
 std::optional<std::string> broader_channel(std::string_view channel) {

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/query.hpp"
 #include "net/endpoint.hpp"
 
 // What to send so that a subscription fits the limits Appwrite enforces: plain functions, no
@@ -32,6 +33,9 @@ struct Subscription {
   struct Entry {
     std::string id;  // client-chosen subscription id
     std::vector<std::string> channels;
+    // Appwrite ≥ 1.9.5 filters on the server: an event is sent only when every query holds
+    // (empty: every event of the channels).
+    std::vector<std::string> queries;
   };
   std::vector<std::string> channels;  // sorted, unique
   std::vector<Entry> entries;
@@ -78,6 +82,14 @@ struct RequestHead {
 // channels, so widening costs bandwidth, never correctness.
 SubscriptionPlan plan_subscription(const Subscription& wanted, SubscribeMode mode,
                                    const RequestHead& head);
+
+// A route's `where` as the query strings Appwrite's SDKs send
+// (`{"method":"equal","attribute":"status","values":["paid"]}`), or nullopt when Appwrite would
+// not evaluate it exactly as sluice does (a dotted attribute is a path for sluice, a literal key
+// for Appwrite): such a route subscribes to every event of its channels. Appwrite ANDs the
+// queries of one subscription and ORs subscriptions, so a route's own subscription with its
+// queries never hides an event from another route; the router still decides.
+std::optional<std::vector<std::string>> server_queries(const std::vector<Query>& where);
 
 // The `unsubscribe` messages for `ids`, each below kMaxInboundFrame bytes.
 std::vector<std::string> unsubscribe_frames(const std::vector<std::string>& ids);

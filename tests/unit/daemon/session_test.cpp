@@ -59,7 +59,7 @@ SubscriptionPlan routes(std::initializer_list<std::string> ids) {
   Subscription s;
   for (const auto& id : ids) {
     s.channels.push_back("ch-" + id);
-    s.entries.push_back({id, {"ch-" + id}});
+    s.entries.push_back({id, {"ch-" + id}, {}});
   }
   static const net::Endpoint realtime{false, "h", "80", "/v1/realtime"};
   return plan_subscription(s, SubscribeMode::message, {&realtime, "p", 0});

@@ -13,7 +13,7 @@ Subscription tables(std::size_t n) {
   Subscription s;
   for (std::size_t i = 0; i < n; ++i) {
     auto channel = fmt::format("tablesdb.shop.tables.{:0>30}.rows", fmt::format("tbl{}", i));
-    s.entries.push_back({subscription_id(fmt::format("route-{}", i)), {channel}});
+    s.entries.push_back({subscription_id(fmt::format("route-{}", i)), {channel}, {}});
     s.channels.push_back(std::move(channel));
   }
   std::sort(s.channels.begin(), s.channels.end());
@@ -100,7 +100,7 @@ TEST(SubscriptionPlannerTest, MessageModeBeyondItsFrameBudgetMergesThenWidens) {
 TEST(SubscriptionPlannerTest, AChannelThatCannotFitIsAnErrorInWords) {
   Subscription s;
   s.channels.push_back("console." + std::string(70000, 'x'));
-  s.entries.push_back({"a", s.channels});
+  s.entries.push_back({"a", s.channels, {}});
   const auto message = plan(s, SubscribeMode::message);
   EXPECT_NE(message.error.find("exceeds Appwrite's limit of 64,000"), std::string::npos)
       << message.error;
@@ -140,6 +140,59 @@ TEST(SubscriptionPlannerTest, UnsubscribesSplitBelowTheFrameLimit) {
   }
   EXPECT_EQ(carried, 3000u);
   EXPECT_TRUE(unsubscribe_frames({}).empty());
+}
+
+Query q(Query::Method method, std::string attribute, std::vector<Query::Value> values) {
+  return {method, std::move(attribute), std::move(values), {}};
+}
+
+TEST(SubscriptionPlannerTest, WhereBecomesTheQueriesAppwritesSdksSend) {
+  using M = Query::Method;
+  const std::vector<Query> where = {
+      q(M::equal, "status", {std::string("paid"), std::string("refunded")}),
+      q(M::greater_than, "total", {std::int64_t{100}}),
+      q(M::less_than_equal, "weight", {2.0}),  // stays a float for PHP's ===
+      q(M::is_null, "deleted", {}),
+      Query{M::or_, "", {}, {q(M::not_equal, "flag", {true}), q(M::is_not_null, "note", {})}},
+      q(M::equal, "missing", {nullptr}),
+  };
+  const auto queries = server_queries(where);
+  ASSERT_TRUE(queries);
+  EXPECT_EQ(
+      *queries,
+      (std::vector<std::string>{
+          R"({"method":"equal","attribute":"status","values":["paid","refunded"]})",
+          R"({"method":"greaterThan","attribute":"total","values":[100]})",
+          R"({"method":"lessThanEqual","attribute":"weight","values":[2.0]})",
+          R"({"method":"isNull","attribute":"deleted","values":[]})",
+          R"({"method":"or","values":[{"method":"notEqual","attribute":"flag","values":[true]},)"
+          R"({"method":"isNotNull","attribute":"note","values":[]}]})",
+          R"({"method":"equal","attribute":"missing","values":[null]})"}));
+  EXPECT_EQ(server_queries({}), std::vector<std::string>{});
+}
+
+TEST(SubscriptionPlannerTest, AWhereAppwriteWouldReadDifferentlyStaysOnTheRouter) {
+  using M = Query::Method;
+  // sluice reads `address.city` as a path, Appwrite as a top-level key named so.
+  EXPECT_FALSE(server_queries({q(M::equal, "address.city", {std::string("Oslo")})}));
+  EXPECT_FALSE(server_queries({Query{M::and_, "", {}, {q(M::is_null, "a.b", {})}}}));
+}
+
+TEST(SubscriptionPlannerTest, QueriesTravelWithTheirSubscriptionOnlyWhileExact) {
+  auto wanted = tables(2);
+  wanted.entries[0].queries = {R"({"method":"equal","attribute":"status","values":["paid"]})"};
+  const auto exact = plan(wanted, SubscribeMode::message);
+  ASSERT_EQ(exact.frames.size(), 1u);
+  EXPECT_NE(
+      exact.frames[0].find(
+          R"("queries":["{\"method\":\"equal\",\"attribute\":\"status\",\"values\":[\"paid\"]}"]})"),
+      std::string::npos)
+      << exact.frames[0];
+  // Merged subscriptions select every event of their channels: a route's filter cannot apply.
+  auto many = tables(12000);
+  many.entries[0].queries = wanted.entries[0].queries;
+  for (const auto& f : plan(many, SubscribeMode::message).frames)
+    EXPECT_NE(f.find(R"("queries":[]})"), std::string::npos);
 }
 
 }  // namespace
