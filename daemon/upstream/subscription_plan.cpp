@@ -104,6 +104,10 @@ void frame_entries(SubscriptionPlan& plan) {
   for (const auto& e : plan.entries)
     items.push_back(entry_json(e));
   plan.frames = pack(kSubscribeOpen, items);
+  // No routes: one empty subscribe all the same, so that its answer marks the connection
+  // subscribed (and a reload to no routes unsubscribes the rest once it is answered).
+  if (plan.frames.empty())
+    plan.frames.push_back(std::string(kSubscribeOpen) + std::string(kClose));
 }
 
 std::size_t largest(const std::vector<std::string>& frames) {

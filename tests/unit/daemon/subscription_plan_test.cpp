@@ -69,6 +69,9 @@ TEST(SubscriptionPlannerTest, WhatFitsStaysExact) {
   const auto message = plan(wanted, SubscribeMode::message);
   EXPECT_EQ(message.frames.size(), 1u);
   EXPECT_EQ(message.entries.size(), 10u);
+  // No routes at all: an empty subscribe, whose answer still marks the connection subscribed.
+  EXPECT_EQ(plan({}, SubscribeMode::message).frames,
+            std::vector<std::string>{R"({"type":"subscribe","data":[]})"});
 }
 
 TEST(SubscriptionPlannerTest, OnlyTheGroupsNeededAreWidenedLargestFirst) {
