@@ -38,13 +38,13 @@ std::string entry_json(const Subscription::Entry& e) {
   return m;
 }
 
-// Packs JSON items into messages `open item,item... close`, each below kMaxInboundFrame bytes.
+// Packs JSON items into messages `open item,item... close`, each at most kMaxMessageBytes.
 // An item too big for a message on its own goes into one anyway: the caller checks the sizes.
 std::vector<std::string> pack(std::string_view open, const std::vector<std::string>& items) {
   std::vector<std::string> frames;
   std::string frame;
   for (const auto& item : items) {
-    if (!frame.empty() && frame.size() + 1 + item.size() + kClose.size() >= kMaxInboundFrame) {
+    if (!frame.empty() && frame.size() + 1 + item.size() + kClose.size() > kMaxMessageBytes) {
       frames.push_back(frame + std::string(kClose));
       frame.clear();
     }
@@ -79,7 +79,7 @@ std::vector<Subscription::Entry> chunk(const std::vector<std::string>& channels)
   for (const auto& c : channels) {
     std::string quoted;
     append_json_string(quoted, c);
-    if (!entries.empty() && bytes + quoted.size() + 1 < kMaxInboundFrame) {
+    if (!entries.empty() && bytes + quoted.size() + 1 <= kMaxMessageBytes) {
       entries.back().channels.push_back(c);
       bytes += quoted.size() + 1;
     } else {
@@ -127,7 +127,7 @@ bool fill(SubscriptionPlan& plan, const Subscription& wanted, bool exact, const 
   }
   plan.entries = exact && !wanted.entries.empty() ? wanted.entries : chunk(plan.channels);
   frame_entries(plan);
-  return plan.frames.size() <= kMaxSubscribeFrames && largest(plan.frames) < kMaxInboundFrame;
+  return plan.frames.size() <= kMaxSubscribeFrames && largest(plan.frames) <= kMaxMessageBytes;
 }
 
 std::string limit_error(const SubscriptionPlan& plan) {
@@ -138,9 +138,10 @@ std::string limit_error(const SubscriptionPlan& plan) {
         plan.url_bytes, kMaxRequestHead);
   }
   const auto big = largest(plan.frames);
-  if (big >= kMaxInboundFrame) {
+  if (big > kMaxMessageBytes) {
     return fmt::format(
-        "a subscribe frame of {} bytes exceeds Appwrite's limit of 64,000 even with channels "
+        "a subscribe frame of {} bytes (and its header) exceeds Appwrite's limit of 64,000 even "
+        "with channels "
         "widened (one channel name alone is too long)",
         big);
   }

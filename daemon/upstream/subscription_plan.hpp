@@ -19,8 +19,11 @@ enum class SubscribeMode { url, message };
 
 // Appwrite's limits (Swoole's settings and the realtime server's abuse limits).
 inline constexpr std::size_t kMaxInboundFrame = 64000;  // a frame must stay below this
-inline constexpr std::size_t kMaxRequestHead = 65536;   // the upgrade request, all of it
-inline constexpr std::size_t kMessagesPerWindow = 32;   // per connection, pings included
+// The largest message text sluice sends: Swoole counts a frame's header (up to 14 bytes for a
+// masked client frame) against kMaxInboundFrame too.
+inline constexpr std::size_t kMaxMessageBytes = kMaxInboundFrame - 14;
+inline constexpr std::size_t kMaxRequestHead = 65536;  // the upgrade request, all of it
+inline constexpr std::size_t kMessagesPerWindow = 32;  // per connection, pings included
 inline constexpr std::chrono::seconds kMessageWindow{60};
 inline constexpr std::size_t kConnectsPerWindow = 128;  // per client address and path
 // A full subscribe may take at most this many frames; beyond, channels are widened. Keeps the
@@ -59,8 +62,8 @@ struct SubscriptionPlan {
   SubscribeMode mode = SubscribeMode::url;
   // What the server is asked for, after widening (URL mode: the URL's channels).
   std::vector<std::string> channels;
-  // Message mode: the subscriptions and the subscribe frames that carry them (each frame below
-  // kMaxInboundFrame bytes).
+  // Message mode: the subscriptions and the subscribe frames that carry them (each at most
+  // kMaxMessageBytes).
   std::vector<Subscription::Entry> entries;
   std::vector<std::string> frames;
   std::size_t url_bytes = 0;  // URL mode: the request head's size, estimated
@@ -91,7 +94,7 @@ SubscriptionPlan plan_subscription(const Subscription& wanted, SubscribeMode mod
 // queries never hides an event from another route; the router still decides.
 std::optional<std::vector<std::string>> server_queries(const std::vector<Query>& where);
 
-// The `unsubscribe` messages for `ids`, each below kMaxInboundFrame bytes.
+// The `unsubscribe` messages for `ids`, each at most kMaxMessageBytes.
 std::vector<std::string> unsubscribe_frames(const std::vector<std::string>& ids);
 
 // One line for the log and /status: "rows (1000 channels); files (3 channels)".
