@@ -53,8 +53,11 @@ constexpr std::chrono::seconds kSwitchGrace{5};
 upstream::Subscription make_subscription(const Generation& gen) {
   upstream::Subscription subscription;
   subscription.channels = gen.router->subscription_channels();
-  for (const auto& route : gen.config.routes)
-    subscription.entries.push_back({upstream::subscription_id(route.name), route.channels});
+  for (const auto& route : gen.config.routes) {
+    auto queries = upstream::server_queries(route.where);
+    subscription.entries.push_back({upstream::subscription_id(route.name), route.channels,
+                                    queries ? std::move(*queries) : std::vector<std::string>{}});
+  }
   return subscription;
 }
 
@@ -214,7 +217,11 @@ class App {
                        .tls_verify = gen.config.appwrite.tls.verify,
                        .connects = s.connects,
                        .last_error = s.last_error,
-                       .channels = s.channels};
+                       .channels = s.channels,
+                       .frames = s.frames,
+                       .largest_frame_bytes = s.largest_frame_bytes,
+                       .url_bytes = s.url_bytes,
+                       .widened = s.widened};
     report.config = {
         .path = gen.config.path, .reloads = reloads_, .last_reload_error = last_reload_error_};
     for (std::size_t i = 0; i < gen.workers.size(); ++i) {

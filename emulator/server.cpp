@@ -1,6 +1,8 @@
 #include "emulator/server.hpp"
 
+#include <array>
 #include <charconv>
+#include <cstdint>
 #include <deque>
 
 #include <boost/asio/as_tuple.hpp>
@@ -37,6 +39,8 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 // Appwrite's Swoole package_max_length: a bigger inbound frame drops the connection.
 constexpr std::size_t kMaxInbound = 64000;
+// Swoole's HTTP parser reads a request head (request line and headers) of at most 64 KiB.
+constexpr std::uint32_t kMaxRequestHead = 65536;
 // The load generator waits for a connection whose queue exceeds kHighWater frames until it is
 // back under kLowWater: a slow reader slows the stream instead of growing memory.
 constexpr std::size_t kHighWater = 256;
@@ -371,9 +375,29 @@ asio::awaitable<void> serve(Stream stream, beast::flat_buffer buffer, Engine& en
   const bool loopback = is_loopback(peer);
   for (;;) {
     http::request_parser<http::string_body> parser;
+    parser.header_limit(kMaxRequestHead);
     parser.body_limit(8 * 1024 * 1024);
     beast::get_lowest_layer(stream).expires_after(std::chrono::minutes(5));
     auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
+    if (ec == http::error::header_limit) {
+      // Swoole answers a request head it cannot hold with a bare 400 and closes.
+      http::response<http::string_body> refused{http::status::bad_request, 11};
+      refused.set(http::field::server, "appwrite-emulator");
+      refused.keep_alive(false);
+      refused.prepare_payload();
+      co_await http::async_write(stream, refused, use_tuple);
+      // Read what the client is still sending, so that closing with unread bytes does not
+      // reset the connection before the client has read the answer.
+      close_stream(stream);
+      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+      std::array<char, 4096> discard;
+      for (;;) {
+        auto [rec, ignored] = co_await stream.async_read_some(asio::buffer(discard), use_tuple);
+        if (rec)
+          break;
+      }
+      co_return;
+    }
     if (ec)
       break;
     beast::get_lowest_layer(stream).expires_never();

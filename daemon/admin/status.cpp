@@ -21,6 +21,13 @@ json::object upstream_json(const StatusReport::Upstream& u) {
   json::array channels;
   for (const auto& c : u.channels)
     channels.emplace_back(c);
+  json::array widened;
+  for (const auto& w : u.widened)
+    widened.emplace_back(w);
+  json::object plan{{"frames", u.frames},
+                    {"largest_frame_bytes", u.largest_frame_bytes},
+                    {"url_bytes", u.url_bytes},
+                    {"widened", std::move(widened)}};
   return {{"state", u.state},
           {"since", iso_time(u.since)},
           {"endpoint", u.endpoint},
@@ -30,7 +37,8 @@ json::object upstream_json(const StatusReport::Upstream& u) {
           {"tls_verify", u.tls_verify},
           {"connects", u.connects},
           {"last_error", u.last_error},
-          {"channels", std::move(channels)}};
+          {"channels", std::move(channels)},
+          {"plan", std::move(plan)}};
 }
 
 json::object sink_json(const StatusReport::Sink& s) {

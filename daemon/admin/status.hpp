@@ -21,7 +21,13 @@ struct StatusReport {
     bool tls_verify = true;
     std::uint64_t connects = 0;
     std::string last_error;
-    std::vector<std::string> channels;
+    std::vector<std::string> channels;  // what the server is asked for (after widening)
+    // The subscription plan: subscribe frames and the largest one's size (message mode), the
+    // request head's size (URL mode), and the broad channels subscribed to instead of exact ones.
+    std::uint64_t frames = 0;
+    std::uint64_t largest_frame_bytes = 0;
+    std::uint64_t url_bytes = 0;
+    std::vector<std::string> widened;
   };
   struct Config {
     std::string path;

@@ -61,6 +61,29 @@ Session::Time time_now() {
   return {Clock::now(), std::chrono::system_clock::now()};
 }
 
+// The request head's bytes besides the URL: the headers sluice sets, and an allowance for the
+// request line and the WebSocket headers Beast adds.
+std::size_t head_bytes(const Headers& headers, const net::Endpoint& realtime) {
+  constexpr std::size_t kAllowance = 512;
+  std::size_t n = kAllowance + realtime.host_header().size();
+  for (const auto& [k, v] : headers)
+    n += k.size() + v.size() + 4;
+  return n;
+}
+
+// A disconnect label in words, for a failure that left no error of its own.
+std::string describe_end(std::string_view reason) {
+  if (reason == "dropped")
+    return "the server closed the TCP connection without a close frame";
+  if (reason == "heartbeat")
+    return "no frame from the server within the heartbeat interval";
+  if (reason == "no_answer")
+    return "the server did not answer a subscribe or unsubscribe in time";
+  if (reason == "connect")
+    return "the connection could not be opened";
+  return std::string(reason);
+}
+
 std::string mode_name(Session::Mode mode) {
   return mode == Session::Mode::url ? "url" : "message";
 }
@@ -132,10 +155,11 @@ RealtimeClient::RealtimeClient(asio::any_io_executor loop, const config::Appwrit
       metrics_(metrics),
       on_event_(std::move(on_event)),
       policy_(config.reconnect, std::random_device{}()),
-      session_(config.heartbeat, std::move(subscription), metrics),
+      wanted_(std::move(subscription)),
+      session_(config.heartbeat, SubscriptionPlan{}, metrics),
       backoff_timer_(loop_),
       done_timer_(loop_) {
-  status_.channels = session_.subscription().channels;
+  status_.channels = wanted_.channels;
   done_timer_.expires_at(Clock::time_point::max());
 }
 
@@ -191,10 +215,44 @@ asio::awaitable<void> RealtimeClient::stopped() {
 }
 
 void RealtimeClient::update_subscription(Subscription next) {
+  wanted_ = std::move(next);
+  const auto mode = status_.mode == "message" ? Session::Mode::message : Session::Mode::url;
+  if (!plan(mode, header_bytes_)) {
+    // Kept subscribed as it is; a new connection would meet the same limit.
+    log::error("upstream", "the new routes' subscription does not fit; keeping the old one",
+               {{"error", status_.last_error}});
+  }
+}
+
+bool RealtimeClient::plan(Session::Mode mode, std::size_t header_bytes) {
+  auto next =
+      plan_subscription(wanted_, mode, {&realtime_endpoint_, config_.project, header_bytes});
+  if (!next.error.empty()) {
+    note_error(next.error);
+    return false;
+  }
+  const auto widening = describe_widening(next);
+  if (widening != logged_widening_) {
+    logged_widening_ = widening;
+    if (!widening.empty()) {
+      log::warn("upstream", "subscribing to broader channels; the routes filter what arrives",
+                {{"widened", widening}, {"why", next.why}});
+    }
+  }
   status_.channels = next.channels;
+  status_.frames = next.frames.size();
+  status_.largest_frame_bytes = 0;
+  for (const auto& f : next.frames)
+    status_.largest_frame_bytes = std::max(status_.largest_frame_bytes, f.size());
+  status_.url_bytes = next.url_bytes;
+  status_.widened.clear();
+  for (const auto& w : next.widened)
+    status_.widened.push_back(
+        fmt::format("{} ({} channels, e.g. {})", w.to, w.from.size(), w.from.front()));
   const auto t = time_now();
   auto actions = session_.update_subscription(std::move(next), t);
   apply(actions, t);
+  return true;
 }
 
 void RealtimeClient::stop_after_pong() {
@@ -222,9 +280,9 @@ void RealtimeClient::apply(Session::Actions& actions, Session::Time now) {
   if (actions.subscribed) {
     set_state(State::subscribed);
     status_.last_error.clear();
-    log::info("upstream", "subscribed",
-              {{"mode", status_.mode},
-               {"channels", std::to_string(session_.subscription().channels.size())}});
+    log::info(
+        "upstream", "subscribed",
+        {{"mode", status_.mode}, {"channels", std::to_string(session_.plan().channels.size())}});
     if (on_subscribed_)
       on_subscribed_();
   }
@@ -377,16 +435,21 @@ asio::awaitable<void> RealtimeClient::run() {
     status_.mode = mode_name(mode);
     std::string failure;  // the disconnect label when the attempt ends before the session
     std::string error;
+    bool unhealable = false;  // retrying soon cannot help: wait reconnect.max
     auto headers = co_await credentials_->headers(error);
     if (session_.stopping())
       break;
+    if (headers)
+      header_bytes_ = head_bytes(*headers, realtime_endpoint_);
     if (!headers) {
       failure = "credentials";
+    } else if (!plan(mode, header_bytes_)) {
+      failure = "subscription_too_large";
+      unhealable = true;
     } else {
-      const auto target =
-          realtime_target(realtime_endpoint_, config_.project,
-                          mode == Session::Mode::url ? session_.subscription().channels
-                                                     : std::vector<std::string>{});
+      const auto target = realtime_target(
+          realtime_endpoint_, config_.project,
+          mode == Session::Mode::url ? session_.plan().channels : std::vector<std::string>{});
       auto decorate = [&headers](websocket::request_type& req) {
         req.set(beast::http::field::user_agent, "sluice/" SLUICE_VERSION);
         for (const auto& [k, v] : *headers)
@@ -411,8 +474,11 @@ asio::awaitable<void> RealtimeClient::run() {
         const std::string host = realtime_endpoint_.host_header();
         auto [ec] = co_await ws.async_handshake(res, host, target, use_tuple);
         if (ec == websocket::error::upgrade_declined) {
-          error =
-              fmt::format("the server declined the WebSocket upgrade (HTTP {})", res.result_int());
+          error = fmt::format("the server declined the WebSocket upgrade (HTTP {} {})",
+                              res.result_int(), std::string_view(res.reason()));
+          // 4xx: the request itself is refused (too large, unknown path, forbidden); the same
+          // request will be refused again.
+          unhealable = res.result_int() >= 400 && res.result_int() < 500;
         }
         co_return ec;
       };
@@ -451,13 +517,16 @@ asio::awaitable<void> RealtimeClient::run() {
     if (session_.stopping())
       break;
 
-    const milliseconds delay =
-        end.reached_connected ? policy_.on_disconnected(t.steady, end.fatal || end.auth_rejected)
-                              : policy_.on_connect_failed(t.steady, end.fatal || end.auth_rejected);
+    const bool wait_max = end.fatal || end.auth_rejected || end.rate_limited || unhealable;
+    const milliseconds delay = end.reached_connected
+                                   ? policy_.on_disconnected(t.steady, wait_max)
+                                   : policy_.on_connect_failed(t.steady, wait_max);
     set_state(State::backing_off);
-    log::info("upstream", end.reached_connected ? "disconnected" : "connection failed",
+    if (status_.last_error.empty())
+      note_error(describe_end(end.reason));
+    log::warn("upstream", end.reached_connected ? "disconnected" : "connection failed",
               {{"reason", end.reason},
-               {"error", status_.last_error},
+               {"cause", status_.last_error},
                {"retry_in_ms", std::to_string(delay.count())}});
     backoff_timer_.expires_after(delay);
     co_await backoff_timer_.async_wait(use_tuple);

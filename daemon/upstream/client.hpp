@@ -45,11 +45,16 @@ class RealtimeClient {
 
   struct Status {
     State state = State::idle;
-    std::string mode;            // "url" or "message" once known
-    std::string server_version;  // from /health/version when probed
-    std::vector<std::string> channels;
+    std::string mode;                   // "url" or "message" once known
+    std::string server_version;         // from /health/version when probed
+    std::vector<std::string> channels;  // what the server is asked for (after widening)
     std::string last_error;
-    std::uint64_t connects = 0;                     // successful connects since start
+    // The subscription plan of the current (or next) connection.
+    std::size_t frames = 0;               // message mode: subscribe frames
+    std::size_t largest_frame_bytes = 0;  // message mode
+    std::size_t url_bytes = 0;            // URL mode: the request head, estimated
+    std::vector<std::string> widened;     // "rows (1000 channels, e.g. …)", one per broad channel
+    std::uint64_t connects = 0;           // successful connects since start
     std::chrono::system_clock::time_point since{};  // when `state` was entered
   };
 
@@ -105,6 +110,9 @@ class RealtimeClient {
   void apply(Session::Actions& actions, Session::Time now);
   void set_state(State state);
   void note_error(std::string error);
+  // Plans what the routes want for `mode` against the request head `header_bytes` leaves;
+  // logs a widening the first time it appears. False (and the cause noted) when nothing fits.
+  bool plan(Session::Mode mode, std::size_t header_bytes);
 
   boost::asio::any_io_executor loop_;
   config::AppwriteConfig config_;
@@ -116,6 +124,9 @@ class RealtimeClient {
   std::unique_ptr<Credentials> credentials_;
   ReconnectPolicy policy_;
   FrameDecoder decoder_;
+  Subscription wanted_;           // what the routes ask for; the session holds its plan
+  std::size_t header_bytes_ = 0;  // of the last connection's request head, URL excluded
+  std::string logged_widening_;
   Session session_;
   Status status_;
   bool running_ = false;

@@ -37,16 +37,29 @@ ReconnectPolicy::Duration ReconnectPolicy::on_disconnected(Clock::time_point now
     attempts_ = 0;
   }
   connected_since_.reset();
-  return fail(fatal_1008);
+  return fail(now, fatal_1008);
 }
 
-ReconnectPolicy::Duration ReconnectPolicy::on_connect_failed(Clock::time_point /*now*/,
+ReconnectPolicy::Duration ReconnectPolicy::on_connect_failed(Clock::time_point now,
                                                              bool fatal_1008) {
   connected_since_.reset();
-  return fail(fatal_1008);
+  return fail(now, fatal_1008);
 }
 
-ReconnectPolicy::Duration ReconnectPolicy::fail(bool fatal_1008) {
+ReconnectPolicy::Duration ReconnectPolicy::pace(Clock::time_point now, Duration delay) {
+  auto at = now + delay;
+  while (!attempts_at_.empty() && attempts_at_.front() + kConnectWindow <= at)
+    attempts_at_.pop_front();
+  if (attempts_at_.size() >= kConnectBudget) {
+    at = attempts_at_.front() + kConnectWindow;
+    attempts_at_.pop_front();
+    delay = std::chrono::ceil<Duration>(at - now);
+  }
+  attempts_at_.push_back(at);
+  return delay;
+}
+
+ReconnectPolicy::Duration ReconnectPolicy::fail(Clock::time_point now, bool fatal_1008) {
   ++attempts_;
   Duration delay = settings_.max;
   if (!fatal_1008) {
@@ -57,7 +70,7 @@ ReconnectPolicy::Duration ReconnectPolicy::fail(bool fatal_1008) {
   cap_ = grown >= static_cast<double>(settings_.max.count())
              ? settings_.max
              : std::max(cap_, Duration{static_cast<Duration::rep>(grown)});
-  return delay;
+  return pace(now, delay);
 }
 
 }  // namespace sluice::upstream

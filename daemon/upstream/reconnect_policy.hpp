@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <random>
 
@@ -18,7 +19,11 @@ namespace sluice::upstream {
 // - The cap returns to `initial` only once a connection has stayed up `healthy_after` (30 s):
 //   a server that accepts and then drops us at once keeps backing off.
 // - A 1008 error (policy violation: unknown project, bad origin, missing channels) means the
-//   configuration is wrong, so retrying soon is pointless: it waits exactly `max`.
+//   configuration is wrong, so retrying soon is pointless: it waits exactly `max` (so does any
+//   failure the caller knows retrying cannot heal soon).
+// - Whatever the settings, at most kConnectBudget attempts start in any kConnectWindow:
+//   Appwrite refuses more than 128 connects a minute from one address (1013), and the margin
+//   leaves room for the first connect and a reload's second connection.
 //
 // Plain state machine, no I/O: the time is passed in and the randomness seeded, so tests drive it
 // directly. Owned by the upstream client; used on its executor only.
@@ -26,6 +31,8 @@ class ReconnectPolicy {
  public:
   using Clock = std::chrono::steady_clock;
   using Duration = std::chrono::milliseconds;
+  static constexpr std::size_t kConnectBudget = 120;
+  static constexpr std::chrono::seconds kConnectWindow{60};
 
   struct Settings {
     Duration initial{1000};
@@ -54,13 +61,16 @@ class ReconnectPolicy {
   bool connected() const { return connected_since_.has_value(); }
 
  private:
-  Duration fail(bool fatal_1008);
+  Duration fail(Clock::time_point now, bool fatal_1008);
+  // Postpones an attempt due after `delay` until the connect budget has room for it.
+  Duration pace(Clock::time_point now, Duration delay);
 
   Settings settings_;
   Duration floor_;
   Duration cap_;
   std::uint32_t attempts_ = 0;
   std::optional<Clock::time_point> connected_since_;
+  std::deque<Clock::time_point> attempts_at_;  // scheduled in the last kConnectWindow
   std::mt19937_64 random_;
 };
 

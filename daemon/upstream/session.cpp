@@ -5,53 +5,29 @@
 
 #include <fmt/format.h>
 
-#include "core/json.hpp"
-
 namespace sluice::upstream {
 
 namespace {
 
 constexpr std::string_view kPing = R"({"type":"ping"})";
 
-std::vector<std::string> entry_ids(const Subscription& sub) {
+std::vector<std::string> entry_ids(const SubscriptionPlan& plan) {
   std::vector<std::string> ids;
-  for (const auto& e : sub.entries)
+  for (const auto& e : plan.entries)
     ids.push_back(e.id);
   return ids;
 }
 
-std::string subscribe_message(const Subscription& sub) {
-  std::string m = R"({"type":"subscribe","data":[)";
-  bool first = true;
-  for (const auto& e : sub.entries) {
-    if (!first)
-      m += ',';
-    first = false;
-    m += R"({"subscriptionId":)";
-    append_json_string(m, e.id);
-    m += R"(,"channels":[)";
-    for (std::size_t i = 0; i < e.channels.size(); ++i) {
-      if (i > 0)
-        m += ',';
-      append_json_string(m, e.channels[i]);
-    }
-    m += R"(],"queries":[]})";
-  }
-  m += "]}";
-  return m;
-}
-
-std::string unsubscribe_message(const std::vector<std::string>& ids) {
-  std::string m = R"({"type":"unsubscribe","data":[)";
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    if (i > 0)
-      m += ',';
-    m += R"({"subscriptionId":)";
-    append_json_string(m, ids[i]);
-    m += '}';
-  }
-  m += "]}";
-  return m;
+// Subscribes and unsubscribes a connection may send per window: what Appwrite allows less the
+// heartbeat's pings (one more for a window's edges) and a stop ping. A heartbeat so short that
+// its pings alone use the budget still leaves a few.
+std::size_t control_budget_for(std::chrono::milliseconds heartbeat) {
+  const auto window = std::chrono::duration_cast<std::chrono::milliseconds>(kMessageWindow);
+  const auto beat = std::max(heartbeat, std::chrono::milliseconds(1));
+  const auto pings = static_cast<std::size_t>((window.count() + beat.count() - 1) / beat.count());
+  const std::size_t reserved = pings + 2;
+  constexpr std::size_t kFloor = 4;
+  return reserved + kFloor > kMessagesPerWindow ? kFloor : kMessagesPerWindow - reserved;
 }
 
 double seconds_between(Session::Clock::time_point from, Session::Clock::time_point to) {
@@ -60,12 +36,11 @@ double seconds_between(Session::Clock::time_point from, Session::Clock::time_poi
 
 }  // namespace
 
-std::string subscription_id(std::string_view route_name) {
-  return make_event_id(route_name).substr(0, 20);
-}
-
-Session::Session(std::chrono::milliseconds heartbeat, Subscription subscription, Metrics& metrics)
-    : heartbeat_(heartbeat), subscription_(std::move(subscription)), metrics_(metrics) {}
+Session::Session(std::chrono::milliseconds heartbeat, SubscriptionPlan plan, Metrics& metrics)
+    : heartbeat_(heartbeat),
+      control_budget_(control_budget_for(heartbeat)),
+      plan_(std::move(plan)),
+      metrics_(metrics) {}
 
 Session::Actions Session::opened(Mode mode, std::string_view auth, Time now) {
   mode_ = mode;
@@ -101,13 +76,23 @@ Session::Actions Session::received(DecodedFrame frame, Time now) {
         became_subscribed(a, now);
       } else {
         can_resubscribe_ = true;
-        send_subscribe(a);
+        send_subscribe(a, now);
+        arm(a);
       }
       break;
-    case FrameKind::response:
-      if (frame.response.to == "subscribe")
+    case FrameKind::response: {
+      const bool subscribe = frame.response.to == "subscribe";
+      if (!subscribe && frame.response.to != "unsubscribe")
+        break;
+      const auto it = std::find_if(awaiting_.begin(), awaiting_.end(),
+                                   [&](const Awaiting& w) { return w.subscribe == subscribe; });
+      if (it != awaiting_.end())
+        awaiting_.erase(it);
+      if (subscribe)
         subscribe_answered(a, frame.response.success, now);
+      arm(a);
       break;
+    }
     case FrameKind::error:
       on_error(a, frame.error);
       break;
@@ -168,20 +153,33 @@ Session::Actions Session::timer_expired(Time now) {
     close(a, reason_);
     return a;
   }
-  if (now.steady < next_ping_)
-    return a;
-  last_error_.reset();  // the connection outlived the error frame by a heartbeat interval
-  if (last_ping_ && !paused_ && last_frame_ < *last_ping_) {
-    log::warn("upstream", "no frame within the heartbeat interval; reconnecting",
-              {{"heartbeat_ms", std::to_string(heartbeat_.count())}});
-    close(a, "heartbeat");
+  for (const auto& w : awaiting_) {
+    if (w.deadline > now.steady)
+      continue;
+    const auto what = w.subscribe ? "subscribe" : "unsubscribe";
+    a.error =
+        fmt::format("no answer to a {} within {} s", what,
+                    std::chrono::duration_cast<std::chrono::seconds>(kAnswerDeadline).count());
+    log::warn("upstream", "the server did not answer; reconnecting",
+              {{"request", what}, {"deadline_ms", std::to_string(kAnswerDeadline.count())}});
+    close(a, "no_answer");
     return a;
   }
-  a.send.emplace_back(kPing);
-  ++pings_sent_;
-  last_ping_ = now.steady;
-  next_ping_ = now.steady + heartbeat_;
-  a.arm_timer = next_ping_;
+  flush(a, now);
+  if (now.steady >= next_ping_) {
+    last_error_.reset();  // the connection outlived the error frame by a heartbeat interval
+    if (last_ping_ && !paused_ && last_frame_ < *last_ping_) {
+      log::warn("upstream", "no frame within the heartbeat interval; reconnecting",
+                {{"heartbeat_ms", std::to_string(heartbeat_.count())}});
+      close(a, "heartbeat");
+      return a;
+    }
+    a.send.emplace_back(kPing);
+    ++pings_sent_;
+    last_ping_ = now.steady;
+    next_ping_ = now.steady + heartbeat_;
+  }
+  arm(a);
   return a;
 }
 
@@ -191,15 +189,17 @@ Session::Actions Session::transport_failed(std::string_view reason, Time) {
   return a;
 }
 
-Session::Actions Session::update_subscription(Subscription next, Time) {
+Session::Actions Session::update_subscription(SubscriptionPlan next, Time now) {
   Actions a;
-  subscription_ = std::move(next);
+  plan_ = std::move(next);
   if (open_ && can_resubscribe_) {
     // Subscribing first: the routes whose channels stay never have a window; what is gone is
     // unsubscribed once the server confirmed the latest subscribe.
-    send_subscribe(a);
+    send_subscribe(a, now);
+    arm(a);
     log::info("upstream", "changing the subscription",
-              {{"channels", std::to_string(subscription_.channels.size())}});
+              {{"channels", std::to_string(plan_.channels.size())},
+               {"frames", std::to_string(plan_.frames.size())}});
   }
   return a;
 }
@@ -228,6 +228,7 @@ Session::End Session::ended(std::string_view reason, Time now) {
   end.reason = end_reason();
   end.fatal = last_error_ == 1008;
   end.auth_rejected = last_error_ == 401 || last_error_ == 403;
+  end.rate_limited = last_error_ == 1013;
   end.reached_connected = reached_connected_;
   lose(now);
 
@@ -242,6 +243,9 @@ Session::End Session::ended(std::string_view reason, Time now) {
   can_resubscribe_ = false;
   server_ids_.clear();
   unanswered_ = 0;
+  pending_.clear();
+  control_sent_.clear();
+  awaiting_.clear();
   last_ping_.reset();
   paused_ = false;
   return end;
@@ -281,13 +285,40 @@ void Session::close(Actions& a, std::string_view reason) {
   a.close = reason_;
 }
 
-void Session::send_subscribe(Actions& a) {
-  for (auto& id : entry_ids(subscription_)) {
+void Session::send_subscribe(Actions& a, Time now) {
+  for (auto& id : entry_ids(plan_)) {
     if (std::find(server_ids_.begin(), server_ids_.end(), id) == server_ids_.end())
       server_ids_.push_back(std::move(id));
   }
-  ++unanswered_;
-  a.send.push_back(subscribe_message(subscription_));
+  for (const auto& frame : plan_.frames) {
+    ++unanswered_;
+    send_control(a, frame, true, now);
+  }
+}
+
+void Session::send_control(Actions& a, std::string message, bool subscribe, Time now) {
+  pending_.push_back({std::move(message), subscribe});
+  flush(a, now);
+}
+
+void Session::flush(Actions& a, Time now) {
+  while (!control_sent_.empty() && control_sent_.front() + kMessageWindow <= now.steady)
+    control_sent_.pop_front();
+  while (!pending_.empty() && control_sent_.size() < control_budget_) {
+    a.send.push_back(std::move(pending_.front().message));
+    awaiting_.push_back({pending_.front().subscribe, now.steady + kAnswerDeadline});
+    pending_.pop_front();
+    control_sent_.push_back(now.steady);
+  }
+}
+
+void Session::arm(Actions& a) const {
+  auto wake = next_ping_;
+  for (const auto& w : awaiting_)
+    wake = std::min(wake, w.deadline);
+  if (!pending_.empty() && !control_sent_.empty())
+    wake = std::min(wake, control_sent_.front() + kMessageWindow);
+  a.arm_timer = wake;
 }
 
 void Session::subscribe_answered(Actions& a, bool success, Time now) {
@@ -299,14 +330,14 @@ void Session::subscribe_answered(Actions& a, bool success, Time now) {
   }
   if (unanswered_ > 0)
     return;  // a newer subscribe is on its way: decide on its answer
-  auto wanted = entry_ids(subscription_);
+  auto wanted = entry_ids(plan_);
   std::vector<std::string> gone;
   for (const auto& id : server_ids_) {
     if (std::find(wanted.begin(), wanted.end(), id) == wanted.end())
       gone.push_back(id);
   }
-  if (!gone.empty())
-    a.send.push_back(unsubscribe_message(gone));
+  for (auto& frame : unsubscribe_frames(gone))
+    send_control(a, std::move(frame), false, now);
   server_ids_ = std::move(wanted);
   if (!subscribed_)
     became_subscribed(a, now);

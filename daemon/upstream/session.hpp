@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,30 +12,18 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "daemon/upstream/decoder.hpp"
+#include "daemon/upstream/subscription_plan.hpp"
 
 namespace sluice::upstream {
-
-// What to subscribe to: the union of the routes' channels (URL mode) and one subscription per
-// route (message mode, Appwrite ≥ 1.9.5).
-struct Subscription {
-  struct Entry {
-    std::string id;  // client-chosen subscription id, stable per route name
-    std::vector<std::string> channels;
-  };
-  std::vector<std::string> channels;
-  std::vector<Entry> entries;
-};
-
-// A subscription id for a route: 20 hex digits derived from its name, so a reconnect or a
-// restart re-subscribes under the same id (Appwrite's Key rules allow at most 36 characters).
-std::string subscription_id(std::string_view route_name);
 
 // The policy of the realtime subscription, across all its connections, as a plain state
 // machine: inputs are what happened (a connection opened, a frame decoded, a timer expired, the
 // read side took an event, a command), each with the time; outputs are the Actions the shell
 // carries out. It decides the message-mode subscribe bookkeeping (and the unsubscribe diff once
 // the latest subscribe is confirmed), the heartbeat rule, what an error frame or a close frame
-// means, when the session stops, and the gap between two subscriptions; it counts the upstream
+// means, when the session stops, and the gap between two subscriptions; it paces what it sends
+// within Appwrite's message budget and gives every subscribe and unsubscribe an answer deadline;
+// it counts the upstream
 // metrics and logs the lines those decisions trigger. No sockets, no timers, no clock of its own,
 // so tests drive it frame by frame.
 //
@@ -42,7 +31,7 @@ std::string subscription_id(std::string_view route_name);
 class Session {
  public:
   using Clock = std::chrono::steady_clock;
-  enum class Mode { url, message };
+  using Mode = SubscribeMode;
 
   // The time of an input: the steady clock measures intervals, the wall clock dates gaps.
   struct Time {
@@ -81,14 +70,18 @@ class Session {
     std::string reason;          // the disconnect label ("server_error" after a 1008)
     bool fatal = false;          // ended by a 1008 error: a configuration problem on our side
     bool auth_rejected = false;  // ended by a 401/403 error: the credentials need renewing
+    bool rate_limited = false;   // ended by a 1013 error: too many connects or messages
     bool reached_connected = false;
   };
 
   // How long the closing handshake may take once the server sent a close frame: the peer should
   // close TCP as soon as it has our answer. A hung peer (or a lost FIN) is then cut off.
   static constexpr std::chrono::milliseconds kClosingDeadline{2000};
+  // How long a subscribe or unsubscribe may wait for its `response`: past it the connection is
+  // re-established rather than left connected and not subscribed.
+  static constexpr std::chrono::milliseconds kAnswerDeadline{10000};
 
-  Session(std::chrono::milliseconds heartbeat, Subscription subscription, Metrics& metrics);
+  Session(std::chrono::milliseconds heartbeat, SubscriptionPlan plan, Metrics& metrics);
 
   // The WebSocket handshake succeeded. `auth` names the credentials it presented (for logs).
   Actions opened(Mode mode, std::string_view auth, Time now);
@@ -102,10 +95,11 @@ class Session {
   // A read or write failed; `reason` is its disconnect label.
   Actions transport_failed(std::string_view reason, Time now);
 
-  // Changes what the session listens to. In message mode on a connected connection: one
-  // `subscribe` upserting every entry now, and an `unsubscribe` of what is gone once the server
-  // confirmed the latest subscribe. Otherwise the next connection uses it.
-  Actions update_subscription(Subscription next, Time now);
+  // Changes what the session listens to. In message mode on a connected connection: the plan's
+  // `subscribe` frames upserting every entry now (paced within the message budget), and an
+  // `unsubscribe` of what is gone once the server confirmed the latest subscribe. Otherwise the
+  // next connection uses it.
+  Actions update_subscription(SubscriptionPlan next, Time now);
   // Ends the session at the next pong, after a ping sent now; a stop() when no connection is
   // open.
   Actions stop_after_pong(Time now);
@@ -118,13 +112,21 @@ class Session {
   // The client stops for good: the open gap, if any, is counted up to now.
   void finished(Time now);
 
-  const Subscription& subscription() const { return subscription_; }
+  const SubscriptionPlan& plan() const { return plan_; }
+  // How many subscribes and unsubscribes a connection may send per kMessageWindow: Appwrite's
+  // budget less what the heartbeat's pings (and one stop ping) take.
+  std::size_t control_budget() const { return control_budget_; }
   bool stopping() const { return stopping_; }
   bool subscribed() const { return subscribed_; }
 
  private:
   void close(Actions& a, std::string_view reason);
-  void send_subscribe(Actions& a);
+  void send_subscribe(Actions& a, Time now);
+  // Queues a subscribe or unsubscribe and sends what the message budget allows now.
+  void send_control(Actions& a, std::string message, bool subscribe, Time now);
+  void flush(Actions& a, Time now);
+  // Sets the timer to the earliest of the next ping, answer deadline and budget slot.
+  void arm(Actions& a) const;
   void subscribe_answered(Actions& a, bool success, Time now);
   void became_subscribed(Actions& a, Time now);
   void on_error(Actions& a, const ErrorFrame& error);
@@ -134,7 +136,8 @@ class Session {
   std::string end_reason() const;
 
   std::chrono::milliseconds heartbeat_;
-  Subscription subscription_;
+  std::size_t control_budget_;
+  SubscriptionPlan plan_;
   Metrics& metrics_;
   log::RateLimiter invalid_log_{5, std::chrono::seconds(10)};
   bool stopping_ = false;
@@ -158,7 +161,20 @@ class Session {
   // the server may hold are remembered, and once the LATEST subscribe is confirmed the ones no
   // longer wanted are unsubscribed (a reload that re-adds a route in between keeps it).
   std::vector<std::string> server_ids_;
-  int unanswered_ = 0;
+  int unanswered_ = 0;  // subscribe frames sent or queued, not answered yet
+  // Pacing: subscribes and unsubscribes wait in `pending_` until the window of the last
+  // kMessageWindow has room; each sent one waits for its answer until its deadline.
+  struct Pending {
+    std::string message;
+    bool subscribe;
+  };
+  struct Awaiting {
+    bool subscribe;
+    Clock::time_point deadline;
+  };
+  std::deque<Pending> pending_;
+  std::deque<Clock::time_point> control_sent_;
+  std::deque<Awaiting> awaiting_;
   // Heartbeat: no frame at all since the last ping (not even its pong) means the path is dead
   // even if the kernel still thinks the socket is open; silence while the read side is paused
   // is ours, not the server's.

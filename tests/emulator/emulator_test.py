@@ -127,6 +127,26 @@ class HelperTest(unittest.TestCase):
             sock.close()
             self.assertEqual(emu.stop(), 0)
 
+    def test_request_heads_up_to_64_kib_are_read_and_longer_ones_get_400(self):
+        # Swoole reads request heads of up to 65,536 bytes and answers 400 Bad Request beyond.
+        with emulator.start(BINARY, profile="1.9", args=["--project", "shop"]) as emu:
+            channels = "&channels[]=" + "&channels[]=".join(f"tablesdb.shop.tables.t{i:05d}.rows"
+                                                              for i in range(1350))
+            self.assertGreater(len(channels), 59000)
+            reader, connected = ws_connect(emu, "project=shop" + channels)
+            self.assertEqual(connected["type"], "connected")
+            reader.close()
+            raw = socket.create_connection((emu.host, emu.port), timeout=10)
+            raw.sendall(f"GET /v1/realtime?project=shop{channels}{channels} HTTP/1.1\r\n"
+                        f"Host: {emu.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                        "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+            answer = b""
+            while chunk := raw.recv(4096):
+                answer += chunk
+            raw.close()
+            self.assertTrue(answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer[:200])
+
     def test_stream_with_a_reader(self):
         with emulator.start(BINARY, profile="1.8") as emu:
             sock, _ = ws_connect(emu, "project=test&channels[]=rows")

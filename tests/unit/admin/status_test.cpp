@@ -23,7 +23,11 @@ TEST(StatusTest, RendersEveryFieldInOrder) {
       .tls_verify = false,
       .connects = 3,
       .last_error = "",
-      .channels = {"a", "b"}};
+      .channels = {"a", "rows"},
+      .frames = 1,
+      .largest_frame_bytes = 120,
+      .url_bytes = 0,
+      .widened = {"rows (1000 channels, e.g. tablesdb.shop.tables.t0.rows)"}};
   report.config = {.path = "/etc/sluice/routes.yaml", .reloads = 2, .last_reload_error = ""};
   report.sinks.push_back(
       {.name = "orders",
@@ -48,7 +52,9 @@ TEST(StatusTest, RendersEveryFieldInOrder) {
       R"({"version":"1.2.3","ready":true,"upstream":{"state":"subscribed",)"
       R"("since":"2026-11-22T10:04:05Z","endpoint":"wss://appwrite.example/v1/realtime",)"
       R"("project":"shop","mode":"message","server_version":"1.9.5","tls_verify":false,)"
-      R"("connects":3,"last_error":"","channels":["a","b"]},"config":{"path":)"
+      R"("connects":3,"last_error":"","channels":["a","rows"],"plan":{"frames":1,)"
+      R"("largest_frame_bytes":120,"url_bytes":0,"widened":)"
+      R"x(["rows (1000 channels, e.g. tablesdb.shop.tables.t0.rows)"]}},"config":{"path":)x"
       R"("/etc/sluice/routes.yaml","reloads":2,"last_reload_error":""},"sinks":[{"name":)"
       R"("orders","type":"kafka","queued_events":4,"queued_bytes":512,"sent":10,"failed":2,)"
       R"("retries":5,"dead_lettered":1,"dropped":1,"stuck":true,"last_error":"broker down",)"

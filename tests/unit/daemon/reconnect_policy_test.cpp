@@ -1,5 +1,8 @@
 #include "daemon/upstream/reconnect_policy.hpp"
 
+#include <algorithm>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 namespace sluice::upstream {
@@ -128,8 +131,8 @@ TEST(ReconnectPolicy, NeverAZeroDelayLoop) {
   // Even a 1 ms initial delay and multiplier 1 (constant) keep a 1 ms floor, and the default
   // settings never go below 100 ms.
   ReconnectPolicy tiny(settings(1ms, 1ms, 1), 5);
-  for (int i = 0; i < 1000; ++i)
-    ASSERT_EQ(tiny.on_connect_failed(t0), 1ms);
+  for (int i = 0; i < 1000; ++i)  // an attempt a second: within the connect budget
+    ASSERT_EQ(tiny.on_connect_failed(t0 + std::chrono::seconds(i)), 1ms);
   for (std::uint64_t seed = 0; seed < 50; ++seed) {
     ReconnectPolicy p(settings(), seed);
     for (int i = 0; i < 100; ++i) {
@@ -146,6 +149,24 @@ TEST(ReconnectPolicy, NonsenseSettingsAreClamped) {
   ReconnectPolicy q(settings(10s, 1s, 2), 1);  // max below initial: max becomes initial
   EXPECT_LE(q.on_connect_failed(t0), 10s);
   EXPECT_EQ(q.cap(), 10s);
+}
+
+TEST(ReconnectPolicy, NeverMoreConnectAttemptsThanAppwriteAllowsInAMinute) {
+  // A tiny backoff and a server that fails every attempt at once: the attempts that start in
+  // any 60 s stay within the budget (Appwrite refuses the 129th with 1013).
+  ReconnectPolicy p(settings(1ms, 1ms, 1), 3);
+  auto now = ReconnectPolicy::Clock::time_point{} + 1h;
+  std::vector<ReconnectPolicy::Clock::time_point> starts;
+  for (int i = 0; i < 400; ++i) {
+    now += p.on_connect_failed(now);
+    starts.push_back(now);
+  }
+  for (std::size_t i = 0; i < starts.size(); ++i) {
+    const auto in_window = std::count_if(starts.begin() + static_cast<std::ptrdiff_t>(i),
+                                         starts.end(), [&](auto t) { return t < starts[i] + 60s; });
+    ASSERT_LE(in_window, static_cast<std::ptrdiff_t>(ReconnectPolicy::kConnectBudget)) << i;
+  }
+  EXPECT_GE(starts.back() - starts.front(), 120s);  // 400 attempts take at least three windows
 }
 
 }  // namespace

@@ -54,13 +54,15 @@ DecodedFrame invalid(std::string_view reason) {
   return f;
 }
 
-Subscription routes(std::initializer_list<std::string> ids) {
+// One route per id, each on its own channel, planned for message mode.
+SubscriptionPlan routes(std::initializer_list<std::string> ids) {
   Subscription s;
   for (const auto& id : ids) {
     s.channels.push_back("ch-" + id);
-    s.entries.push_back({id, {"ch-" + id}});
+    s.entries.push_back({id, {"ch-" + id}, {}});
   }
-  return s;
+  static const net::Endpoint realtime{false, "h", "80", "/v1/realtime"};
+  return plan_subscription(s, SubscribeMode::message, {&realtime, "p", 0});
 }
 
 std::string subscribe_text(std::initializer_list<std::string> ids) {
@@ -78,14 +80,14 @@ std::string subscribe_text(std::initializer_list<std::string> ids) {
 class SessionTest : public ::testing::Test {
  protected:
   // A session whose connection has been opened at t0.
-  Session& open(Mode mode, Subscription subscription = routes({"a", "b"})) {
+  Session& open(Mode mode, SubscriptionPlan subscription = routes({"a", "b"})) {
     session_ = std::make_unique<Session>(kHeartbeat, std::move(subscription), metrics_);
     const auto a = session_->opened(mode, "session", at(0s));
     EXPECT_EQ(a.arm_timer, t0 + kHeartbeat);
     return *session_;
   }
   // A session subscribed at t0 in `mode`.
-  Session& subscribed(Mode mode, Subscription subscription = routes({"a", "b"})) {
+  Session& subscribed(Mode mode, SubscriptionPlan subscription = routes({"a", "b"})) {
     auto& s = open(mode, std::move(subscription));
     s.received(frame(FrameKind::connected), at(0s));
     if (mode == Mode::message)
@@ -142,7 +144,7 @@ TEST_F(SessionTest, UnsubscribesWhatIsGoneOnlyOnceTheLatestSubscribeIsAnswered) 
   EXPECT_EQ(a.send, std::vector<std::string>{subscribe_text({"a", "d"})});
   a = s.update_subscription(routes({"a", "c", "d"}), at(2s));  // c comes back
   EXPECT_EQ(a.send, std::vector<std::string>{subscribe_text({"a", "c", "d"})});
-  EXPECT_EQ(s.subscription().channels, (std::vector<std::string>{"ch-a", "ch-c", "ch-d"}));
+  EXPECT_EQ(s.plan().channels, (std::vector<std::string>{"ch-a", "ch-c", "ch-d"}));
 
   a = s.received(response(true), at(3s));  // the first update's answer: a newer one is pending
   EXPECT_TRUE(a.send.empty());
@@ -178,7 +180,7 @@ TEST_F(SessionTest, UpdateWithoutAConnectedMessageModeConnectionWaitsForTheNextO
   // URL mode: the channels of an open connection are fixed.
   auto& url = subscribed(Mode::url);
   EXPECT_TRUE(url.update_subscription(routes({"c"}), at(1s)).send.empty());
-  EXPECT_EQ(url.subscription().channels, std::vector<std::string>{"ch-c"});
+  EXPECT_EQ(url.plan().channels, std::vector<std::string>{"ch-c"});
 
   // Message mode before `connected`: the subscribe at `connected` carries the new set.
   auto& message = open(Mode::message);
@@ -531,6 +533,68 @@ TEST_F(SessionTest, AReconnectStartsAFreshHeartbeatAndSubscribeBookkeeping) {
   EXPECT_TRUE(a.send.empty());  // this server never held b
   // The first ping of the new connection has nothing to answer yet.
   EXPECT_EQ(s.timer_expired(at(50s)).send, std::vector<std::string>{kPing});
+}
+
+}  // namespace
+}  // namespace sluice::upstream
+
+namespace sluice::upstream {
+namespace {
+
+TEST_F(SessionTest, ASubscribeWithoutAnswerReconnectsAtTheDeadline) {
+  auto& s = open(Mode::message);
+  auto a = s.received(frame(FrameKind::connected), at(0s));
+  ASSERT_EQ(a.send.size(), 1u);
+  EXPECT_EQ(a.arm_timer, t0 + Session::kAnswerDeadline);  // before the first ping
+  EXPECT_FALSE(s.timer_expired(at(9s)).close);
+  a = s.timer_expired(at(10s));
+  EXPECT_EQ(a.close, "no_answer");
+  EXPECT_EQ(a.error, "no answer to a subscribe within 10 s");
+  EXPECT_FALSE(s.subscribed());
+  EXPECT_EQ(s.ended("", at(10s)).reason, "no_answer");
+}
+
+TEST_F(SessionTest, AnUnansweredUnsubscribeReconnectsToo) {
+  auto& s = subscribed(Mode::message, routes({"a", "b"}));
+  s.update_subscription(routes({"a"}), at(1s));
+  auto a = s.received(response(true), at(2s));
+  ASSERT_EQ(a.send.size(), 1u);  // the unsubscribe of b
+  EXPECT_EQ(a.arm_timer, t0 + 2s + Session::kAnswerDeadline);
+  EXPECT_EQ(s.timer_expired(at(12s)).close, "no_answer");
+}
+
+TEST_F(SessionTest, AnsweredRequestsLeaveOnlyTheHeartbeatTimer) {
+  auto& s = open(Mode::message);
+  s.received(frame(FrameKind::connected), at(0s));
+  const auto a = s.received(response(true), at(1s));
+  EXPECT_TRUE(a.subscribed);
+  EXPECT_EQ(a.arm_timer, t0 + kHeartbeat);
+  EXPECT_FALSE(s.timer_expired(at(10s)).close);
+}
+
+TEST_F(SessionTest, SubscribesBeyondTheMessageBudgetWaitForRoomInTheWindow) {
+  // 32 messages a minute, less 3 heartbeat pings, one for a window's edge and a stop ping.
+  auto& s = subscribed(Mode::message);
+  ASSERT_EQ(s.control_budget(), 27u);
+  for (std::size_t i = 1; i < s.control_budget(); ++i) {
+    ASSERT_EQ(s.update_subscription(routes({"a", "b"}), at(1s)).send.size(), 1u) << i;
+    s.received(response(true), at(1s));
+  }
+  auto a = s.update_subscription(routes({"a", "b"}), at(2s));
+  EXPECT_TRUE(a.send.empty());  // the 28th in a minute waits
+  EXPECT_EQ(a.arm_timer, t0 + kHeartbeat);
+  for (int i = 1; i <= 2; ++i) {  // pings are not held back
+    EXPECT_EQ(s.timer_expired(at(kHeartbeat * i)).send, std::vector<std::string>{kPing});
+    s.received(frame(FrameKind::pong), at(kHeartbeat * i + 1s));
+  }
+  a = s.timer_expired(at(60s));  // the connect-time subscribe left the window
+  EXPECT_EQ(a.send, (std::vector<std::string>{subscribe_text({"a", "b"}), kPing}));
+  EXPECT_EQ(a.arm_timer, t0 + 60s + Session::kAnswerDeadline);
+}
+
+TEST_F(SessionTest, AShortHeartbeatStillLeavesRoomToSubscribe) {
+  Session s(std::chrono::seconds(1), routes({"a"}), metrics_);
+  EXPECT_EQ(s.control_budget(), 4u);
 }
 
 }  // namespace
