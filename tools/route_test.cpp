@@ -1,6 +1,7 @@
 #include "tools/route_test.hpp"
 
 #include <yaml-cpp/yaml.h>
+#include <boost/json.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -288,11 +289,12 @@ std::optional<std::string> case_data(Reader& r, const config::Config& config, co
       database_type = *value;
   }
   // The Appwrite release whose fan-out rules expand the event: 1.8 publishes fewer channels
-  // (no tablesdb.… ones, no action suffixes).
+  // (no tablesdb.… ones, no action suffixes); servers newer than 1.9.6 ("main") name an
+  // execution's channel by its payload's resourceId instead of functionId.
   auto profile = emulator::Profile::v1_9;
   if (const auto* v = map.get("appwrite")) {
     using P = emulator::Profile;
-    if (auto value = r.enumeration<P>(*v, {{"1.9", P::v1_9}, {"1.8", P::v1_8}}))
+    if (auto value = r.enumeration<P>(*v, {{"1.9", P::v1_9}, {"1.8", P::v1_8}, {"main", P::main}}))
       profile = *value;
   }
   std::string timestamp(kDefaultTimestamp);
@@ -319,8 +321,11 @@ std::optional<std::string> case_data(Reader& r, const config::Config& config, co
   }
   if (!pattern)
     return std::nullopt;
+  // The payload was built above from YAML, so it is a JSON object.
+  const auto payload_object = boost::json::parse(payload).as_object();
   auto computed = emulator::compute_fanout(profile, *pattern, params, database_type, {"any"},
-                                           config.appwrite.project);
+                                           emulator::Project{config.appwrite.project, "owners"},
+                                           payload_object);
   if (const auto* message = std::get_if<std::string>(&computed)) {
     r.error(event->mark(), event->path, *message);
     return std::nullopt;
