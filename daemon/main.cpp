@@ -11,6 +11,7 @@
 #include "core/log.hpp"
 #include "daemon/app.hpp"
 #include "daemon/cli.hpp"
+#include "daemon/version.hpp"
 #include "sinks/sink_types.hpp"
 
 namespace {
@@ -29,7 +30,7 @@ int run(int argc, char** argv) {
     return kExitOk;
   }
   if (options.version) {
-    std::cout << "sluice " SLUICE_VERSION "\n";
+    std::cout << version_text();
     return kExitOk;
   }
 
@@ -44,6 +45,7 @@ int run(int argc, char** argv) {
     std::cout << options.config_path << ": configuration is valid\n";
     return kExitOk;
   }
+  log::detect_journal();
   config::Config config = std::move(*loaded.config);
   apply_overrides(options, config);
   log::configure(config.log.level, config.log.format);
