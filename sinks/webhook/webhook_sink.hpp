@@ -3,6 +3,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -17,6 +18,7 @@
 
 #include "config/config.hpp"
 #include "net/endpoint.hpp"
+#include "net/proxy.hpp"
 #include "sinks/sink.hpp"
 #include "sinks/webhook/webhook_config.hpp"
 
@@ -31,13 +33,18 @@
 // so a slow or dead endpoint holds only this sink's worker. Interim 1xx answers are skipped; a
 // connection goes back to the pool only when its answer was read to the end with nothing left
 // over. With `follow_redirects`, https never leads to plain http, and another origin gets
-// neither the configured headers nor the signature (webhook_policy.hpp).
+// neither the configured headers nor the signature (webhook_policy.hpp). Through an HTTP proxy
+// (`proxy`, or the environment: net/proxy.hpp) an https target is reached by a CONNECT tunnel
+// with TLS verified end to end inside it, an http target by absolute-form requests; the
+// proxy's credentials go to the proxy only.
 namespace sluice::sinks {
 
 struct WebhookSinkOptions {
   std::function<std::chrono::system_clock::time_point()> now;  // webhook-timestamp, Retry-After
   std::size_t max_redirects = 5;                               // with follow_redirects
   std::function<void(unsigned status)> on_response;            // every HTTP response (metrics)
+  // HTTPS_PROXY, HTTP_PROXY and NO_PROXY; read from the process when unset.
+  std::optional<net::ProxyEnvironment> proxy_environment;
 };
 
 class WebhookSink final : public Sink {
@@ -81,7 +88,7 @@ class WebhookSink final : public Sink {
 
   WebhookSink(boost::asio::any_io_executor loop, WebhookSinkConfig config, std::string name,
               std::string project, Target target, std::shared_ptr<boost::asio::ssl::context> tls,
-              Options options);
+              net::ProxyChoice proxies, Options options);
 
   // By reference: a by-value class argument inside co_await trips GCC 12 (double destruction).
   boost::asio::awaitable<Result> send(Request& request);
@@ -98,6 +105,7 @@ class WebhookSink final : public Sink {
   std::string project_;
   Target target_;
   std::shared_ptr<boost::asio::ssl::context> tls_;  // null until an https connection needs it
+  net::ProxyChoice proxies_;
   Options options_;
   std::string key_;                                   // the HMAC key (decoded for whsec_ secrets)
   std::vector<std::string_view> configured_headers_;  // names, views into config_.headers
