@@ -6,6 +6,7 @@ priority prefixes; `sluice --version`."""
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 
@@ -169,6 +170,27 @@ class OpsTest(IntegrationTest):
         self.assertEqual(documented - families, {"sluice_admin_tls_handshake_failures_total",
                                                  "sluice_upstream_frames_invalid_total"})
         s.stop()
+
+    def test_last_reload_successful_follows_the_file(self):
+        r = self.receiver()
+        emu = self.start_emulator()
+        good = webhook_flow(emu, r.url, os.path.join(self.dir, "dead.jsonl"))
+        s = self.start_sluice(good)
+        s.wait_ready()
+
+        def reload_with(text, result, count):
+            with open(s.config_path, "w") as f:
+                f.write(text)
+            s.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: s.metric("sluice_config_reloads_total", result=result) == count,
+                     20, f"reload {result}")
+
+        reload_with(good.replace("sinks: [hook]", "sinks: [nowhere]"), "failure", 1)
+        self.assertEqual(s.metric("sluice_config_last_reload_successful"), 0)
+        self.assertIn("nowhere", s.status()["config"]["last_reload_error"])
+        reload_with(good, "success", 1)
+        self.assertEqual(s.metric("sluice_config_last_reload_successful"), 1)
+        self.assertEqual(s.stop(), 0, self.dump_on_failure(s))
 
     def test_journald_priority_prefixes(self):
         emu = self.start_emulator()
