@@ -8,6 +8,7 @@ records, and never show the proxy's password."""
 import base64
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -256,7 +257,7 @@ class ProxyTest(IntegrationTest):
                                   reason="tls") >= 2, 20, "refused handshakes through the tunnel")
         self.assertEqual(s.metric("sluice_sink_events_sent_total", sink="wrong_ca"), 0)
         self.assertEqual(len(r.snapshot()), 1)
-        s.stop()
+        s.stop(signal.SIGKILL)  # records still wait for retries: no 20 s drain
 
     def test_http_through_tinyproxy_with_credentials_from_the_key(self):
         r = self.receiver()
@@ -312,7 +313,7 @@ class ProxyTest(IntegrationTest):
         self.assertFalse(os.path.exists(dead))
         self.assertEqual(r.snapshot(), [])
         self.assert_never_shown(s, wrong)
-        s.stop()
+        s.stop(signal.SIGKILL)  # records still wait for retries: no 20 s drain
 
     def test_no_proxy_and_proxy_none_connect_directly(self):
         r = self.receiver()
