@@ -101,18 +101,16 @@ std::unique_ptr<WebhookSink> WebhookSink::create(asio::any_io_executor loop,
     error = "sink \"" + name + "\": not an http(s) URL (see its url)";
     return nullptr;
   }
-  // An https URL loads its CA certificates now, so a bad `tls` section fails at start. An
-  // http URL only needs them if a redirect leads to https: loading the system store costs
-  // ~4 MB of resident memory, so that waits for the first such redirect (open()).
+  // The environment is read once, here: a sink keeps the proxies it started with.
   auto proxies =
-      net::ProxyChoice::make(config.proxy.reveal(),
-                             options.proxy_environment ? *options.proxy_environment
-                                                       : net::ProxyEnvironment::from_process(),
-                             error);
+      net::ProxyChoice::make(config.proxy.reveal(), net::ProxyEnvironment::from_process(), error);
   if (!proxies) {
     error = "sink \"" + name + "\": " + error;
     return nullptr;
   }
+  // An https URL loads its CA certificates now, so a bad `tls` section fails at start. An
+  // http URL only needs them if a redirect leads to https: loading the system store costs
+  // ~4 MB of resident memory, so that waits for the first such redirect (open()).
   std::shared_ptr<asio::ssl::context> tls;
   if (endpoint->secure) {
     tls = net::make_client_tls_context(config.tls, error);

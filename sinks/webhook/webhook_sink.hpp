@@ -3,7 +3,6 @@
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -43,8 +42,6 @@ struct WebhookSinkOptions {
   std::function<std::chrono::system_clock::time_point()> now;  // webhook-timestamp, Retry-After
   std::size_t max_redirects = 5;                               // with follow_redirects
   std::function<void(unsigned status)> on_response;            // every HTTP response (metrics)
-  // HTTPS_PROXY, HTTP_PROXY and NO_PROXY; read from the process when unset.
-  std::optional<net::ProxyEnvironment> proxy_environment;
 };
 
 class WebhookSink final : public Sink {
