@@ -1,9 +1,12 @@
 #include "core/log.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <charconv>
+#include <cstdlib>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -17,6 +20,7 @@ namespace {
 
 std::atomic<Level> g_level{Level::info};
 std::atomic<Format> g_format{Format::text};
+std::atomic<bool> g_journal{false};
 
 std::string_view level_name(Level level) {
   switch (level) {
@@ -53,6 +57,43 @@ void configure(Level level, Format format) {
   g_format.store(format);
 }
 
+std::string_view journal_prefix(Level level) {
+  switch (level) {
+    case Level::debug:
+      return "<7>";
+    case Level::info:
+      return "<6>";
+    case Level::warn:
+      return "<4>";
+    case Level::error:
+      return "<3>";
+  }
+  return "<6>";
+}
+
+bool is_journal_stream(std::string_view journal_stream, std::uint64_t dev, std::uint64_t ino) {
+  const auto colon = journal_stream.find(':');
+  if (colon == std::string_view::npos)
+    return false;
+  const auto number = [](std::string_view text, std::uint64_t& out) {
+    const char* end = text.data() + text.size();
+    const auto [p, ec] = std::from_chars(text.data(), end, out);
+    return !text.empty() && ec == std::errc{} && p == end;
+  };
+  std::uint64_t d = 0;
+  std::uint64_t i = 0;
+  return number(journal_stream.substr(0, colon), d) &&
+         number(journal_stream.substr(colon + 1), i) && d == dev && i == ino;
+}
+
+void detect_journal() {
+  const char* env = std::getenv("JOURNAL_STREAM");
+  struct stat st {};
+  g_journal.store(env != nullptr && ::fstat(STDERR_FILENO, &st) == 0 &&
+                  is_journal_stream(env, static_cast<std::uint64_t>(st.st_dev),
+                                    static_cast<std::uint64_t>(st.st_ino)));
+}
+
 bool enabled(Level level) {
   return level >= g_level.load(std::memory_order_relaxed);
 }
@@ -62,6 +103,8 @@ void write(Level level, std::string_view component, std::string_view message,
   if (!enabled(level))
     return;
   std::string line;
+  if (g_journal.load(std::memory_order_relaxed))
+    line = journal_prefix(level);
   if (g_format.load(std::memory_order_relaxed) == Format::json) {
     // A field named like one of the four fixed members is left out: they come first.
     boost::json::object object;
@@ -72,10 +115,10 @@ void write(Level level, std::string_view component, std::string_view message,
     object.emplace("msg", json_view(message));
     for (const auto& f : fields)
       object.emplace(json_view(f.key), json_view(f.value));
-    line = boost::json::serialize(object);
+    line += boost::json::serialize(object);
     line += '\n';
   } else {
-    line.reserve(128);
+    line.reserve(line.size() + 128);
     line += format_utc_millis(std::chrono::system_clock::now());
     line += ' ';
     line += level_name(level);

@@ -10,6 +10,9 @@
 // Logging: one line per record on stderr, `text` for people or `json` for machines.
 // Process-wide and thread-safe; a record is written with a single write(2) so lines from the
 // event loop and the blocking pool never interleave. Never pass a secret as a field.
+// When stderr is systemd-journald's stream (detect_journal()), each line starts with its
+// syslog priority, sd-daemon style (`<3>` error .. `<7>` debug): journald strips the prefix and
+// files the line under that priority, so `journalctl -p warning` finds warnings and errors.
 namespace sluice::log {
 
 enum class Level { debug, info, warn, error };
@@ -21,6 +24,15 @@ struct Field {
 };
 
 void configure(Level level, Format format);
+
+// Turns the priority prefixes on when $JOURNAL_STREAM names the file stderr is (systemd sets it
+// for a service whose output goes to the journal; a child with stderr redirected elsewhere
+// inherits the variable, hence the device and inode check). Call once, before logging.
+void detect_journal();
+// Whether `journal_stream` ("DEVICE:INODE", as systemd writes it) names the file (dev, ino).
+bool is_journal_stream(std::string_view journal_stream, std::uint64_t dev, std::uint64_t ino);
+// The sd-daemon prefix of a level: "<3>" error, "<4>" warn, "<6>" info, "<7>" debug.
+std::string_view journal_prefix(Level level);
 bool enabled(Level level);
 void write(Level level, std::string_view component, std::string_view message,
            std::initializer_list<Field> fields = {});

@@ -43,14 +43,36 @@ Metrics::Metrics()
                    .Name("sluice_events_routed_total")
                    .Help("Events matched by each route")
                    .Register(*registry_)),
+      routed_bytes_(&BuildCounter()
+                         .Name("sluice_events_routed_bytes_total")
+                         .Help("Bytes of the events matched by each route (the data object)")
+                         .Register(*registry_)),
+      route_last_event_(&BuildGauge()
+                             .Name("sluice_route_last_event_timestamp_seconds")
+                             .Help("Unix time of the last event each route matched")
+                             .Register(*registry_)),
       sink_sent_(&BuildCounter()
                       .Name("sluice_sink_events_sent_total")
                       .Help("Events a sink confirmed as delivered")
                       .Register(*registry_)),
-      sink_failed_(&BuildCounter()
-                        .Name("sluice_sink_events_failed_total")
-                        .Help("Failed delivery attempts and dropped events by reason")
-                        .Register(*registry_)),
+      sink_bytes_sent_(&BuildCounter()
+                            .Name("sluice_sink_bytes_sent_total")
+                            .Help("Bytes of the events a sink confirmed as delivered")
+                            .Register(*registry_)),
+      sink_events_failed_(&BuildCounter()
+                               .Name("sluice_sink_events_failed_total")
+                               .Help("Events that left a sink without being delivered "
+                                     "(dead-lettered or dropped), by reason")
+                               .Register(*registry_)),
+      sink_attempts_failed_(&BuildCounter()
+                                 .Name("sluice_sink_attempts_failed_total")
+                                 .Help("Failed delivery attempts, per record and attempt, by "
+                                       "reason")
+                                 .Register(*registry_)),
+      sink_write_errors_(&BuildCounter()
+                              .Name("sluice_sink_write_errors_total")
+                              .Help("Failed writes of a sink's disk buffer or dead-letter file")
+                              .Register(*registry_)),
       sink_responses_(&BuildCounter()
                            .Name("sluice_sink_http_responses_total")
                            .Help("HTTP responses received by webhook sinks, by status class")
@@ -71,6 +93,14 @@ Metrics::Metrics()
                              .Name("sluice_sink_queue_bytes")
                              .Help("Bytes queued for a sink and not yet acknowledged")
                              .Register(*registry_)),
+      sink_capacity_events_(&BuildGauge()
+                                 .Name("sluice_sink_queue_capacity_events")
+                                 .Help("Events a sink's buffer holds at most (buffer.max_events)")
+                                 .Register(*registry_)),
+      sink_capacity_bytes_(&BuildGauge()
+                                .Name("sluice_sink_queue_capacity_bytes")
+                                .Help("Bytes a sink's buffer holds at most (buffer.max_bytes)")
+                                .Register(*registry_)),
       sink_delivery_seconds_(&BuildHistogram()
                                   .Name("sluice_sink_delivery_seconds")
                                   .Help("Time from receiving an event to its acknowledgement")
@@ -79,6 +109,10 @@ Metrics::Metrics()
                            .Name("sluice_config_reloads_total")
                            .Help("Configuration reloads by result")
                            .Register(*registry_)),
+      config_last_reload_successful_(&BuildGauge()
+                                          .Name("sluice_config_last_reload_successful")
+                                          .Help("0 while the last reload failed, else 1")
+                                          .Register(*registry_)),
       build_info_(&BuildGauge()
                        .Name("sluice_build_info")
                        .Help("Always 1; the version is a label")
@@ -92,6 +126,7 @@ Metrics::Metrics()
   connects_->Add({{"result", "failure"}});
   config_reloads_->Add({{"result", "success"}});
   config_reloads_->Add({{"result", "failure"}});
+  config_last_reload_successful_->Add({}).Set(1);
 }
 
 std::string Metrics::render() const {
@@ -122,6 +157,15 @@ prometheus::Counter& Metrics::events_unmatched() {
 prometheus::Counter& Metrics::routed(std::string_view route) {
   return routed_->Add({{"route", std::string(route)}});
 }
+prometheus::Counter& Metrics::routed_bytes(std::string_view route) {
+  return routed_bytes_->Add({{"route", std::string(route)}});
+}
+prometheus::Gauge& Metrics::route_last_event(std::string_view route) {
+  return route_last_event_->Add({{"route", std::string(route)}});
+}
+prometheus::Gauge& Metrics::config_last_reload_successful() {
+  return config_last_reload_successful_->Add({});
+}
 prometheus::Counter& Metrics::config_reloads(bool success) {
   return config_reloads_->Add({{"result", success ? "success" : "failure"}});
 }
@@ -130,18 +174,28 @@ SinkMetrics Metrics::sink(std::string_view name) {
   const std::string n(name);
   SinkMetrics m;
   m.sent = &sink_sent_->Add({{"sink", n}});
+  m.bytes_sent = &sink_bytes_sent_->Add({{"sink", n}});
   m.retries = &sink_retries_->Add({{"sink", n}});
   m.dead_lettered = &sink_dead_lettered_->Add({{"sink", n}});
   m.queue_events = &sink_queue_events_->Add({{"sink", n}});
   m.queue_bytes = &sink_queue_bytes_->Add({{"sink", n}});
+  m.capacity_events = &sink_capacity_events_->Add({{"sink", n}});
+  m.capacity_bytes = &sink_capacity_bytes_->Add({{"sink", n}});
   // Sub-millisecond local writes up to minutes of webhook retries.
   m.delivery_seconds = &sink_delivery_seconds_->Add(
       {{"sink", n}},
       prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                               0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300});
-  auto* family = sink_failed_;
-  m.failed = [family, n](std::string_view reason) -> prometheus::Counter& {
+  m.events_failed = [family = sink_events_failed_,
+                     n](std::string_view reason) -> prometheus::Counter& {
     return family->Add({{"sink", n}, {"reason", std::string(reason)}});
+  };
+  m.attempts_failed = [family = sink_attempts_failed_,
+                       n](std::string_view reason) -> prometheus::Counter& {
+    return family->Add({{"sink", n}, {"reason", std::string(reason)}});
+  };
+  m.write_errors = [family = sink_write_errors_, n](std::string_view file) -> prometheus::Counter& {
+    return family->Add({{"sink", n}, {"file", std::string(file)}});
   };
   auto* responses = sink_responses_;
   m.responses = [responses, n](std::string_view status_class) -> prometheus::Counter& {

@@ -19,14 +19,25 @@ namespace sluice {
 // The per-sink series, resolved once per sink so the hot path never looks up labels.
 struct SinkMetrics {
   prometheus::Counter* sent = nullptr;
+  prometheus::Counter* bytes_sent = nullptr;
   prometheus::Counter* retries = nullptr;
   prometheus::Counter* dead_lettered = nullptr;
   prometheus::Gauge* queue_events = nullptr;
   prometheus::Gauge* queue_bytes = nullptr;
+  prometheus::Gauge* capacity_events = nullptr;
+  prometheus::Gauge* capacity_bytes = nullptr;
   prometheus::Histogram* delivery_seconds = nullptr;
-  // sluice_sink_events_failed_total{sink, reason}; reasons are a small fixed set
-  // (e.g. "write", "timeout", "http_5xx", "rejected", "dropped_full").
-  std::function<prometheus::Counter&(std::string_view reason)> failed;
+  // sluice_sink_events_failed_total{sink, reason}: events that left the sink without being
+  // delivered, each counted once ("dead_letter", "dropped_full", "disk_buffer", "stopped",
+  // "corrupt"). Their sum is /status's `failed`.
+  std::function<prometheus::Counter&(std::string_view reason)> events_failed;
+  // sluice_sink_attempts_failed_total{sink, reason}: delivery attempts that failed, per record
+  // and attempt (a record retried three times counts three); reasons are a sink's reason up to
+  // its first ':' ("connect", "timeout", "http_503", "rejected", ...).
+  std::function<prometheus::Counter&(std::string_view reason)> attempts_failed;
+  // sluice_sink_write_errors_total{sink, file}: failed writes of the disk buffer
+  // ("disk_buffer") or the dead-letter file ("dead_letter").
+  std::function<prometheus::Counter&(std::string_view file)> write_errors;
   // sluice_sink_http_responses_total{sink, class}: HTTP responses by class ("2xx".."5xx",
   // "other"), per request; webhook sinks only.
   std::function<prometheus::Counter&(std::string_view status_class)> responses;
@@ -53,11 +64,17 @@ class Metrics {
   prometheus::Counter& events_received();
   prometheus::Counter& events_unmatched();
   prometheus::Counter& routed(std::string_view route);
+  prometheus::Counter& routed_bytes(std::string_view route);
+  // Unix time of the last event the route matched: the one sign of "connected but silent".
+  prometheus::Gauge& route_last_event(std::string_view route);
 
   // Sinks.
   SinkMetrics sink(std::string_view name);
 
   prometheus::Counter& config_reloads(bool success);
+  // 1 when the last reload applied (or none was tried), 0 while the running configuration is
+  // older than the file because the file is invalid.
+  prometheus::Gauge& config_last_reload_successful();
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -69,15 +86,23 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* events_received_;
   prometheus::Family<prometheus::Counter>* events_unmatched_;
   prometheus::Family<prometheus::Counter>* routed_;
+  prometheus::Family<prometheus::Counter>* routed_bytes_;
+  prometheus::Family<prometheus::Gauge>* route_last_event_;
   prometheus::Family<prometheus::Counter>* sink_sent_;
-  prometheus::Family<prometheus::Counter>* sink_failed_;
+  prometheus::Family<prometheus::Counter>* sink_bytes_sent_;
+  prometheus::Family<prometheus::Counter>* sink_events_failed_;
+  prometheus::Family<prometheus::Counter>* sink_attempts_failed_;
+  prometheus::Family<prometheus::Counter>* sink_write_errors_;
   prometheus::Family<prometheus::Counter>* sink_responses_;
   prometheus::Family<prometheus::Counter>* sink_retries_;
   prometheus::Family<prometheus::Counter>* sink_dead_lettered_;
   prometheus::Family<prometheus::Gauge>* sink_queue_events_;
   prometheus::Family<prometheus::Gauge>* sink_queue_bytes_;
+  prometheus::Family<prometheus::Gauge>* sink_capacity_events_;
+  prometheus::Family<prometheus::Gauge>* sink_capacity_bytes_;
   prometheus::Family<prometheus::Histogram>* sink_delivery_seconds_;
   prometheus::Family<prometheus::Counter>* config_reloads_;
+  prometheus::Family<prometheus::Gauge>* config_last_reload_successful_;
   prometheus::Family<prometheus::Gauge>* build_info_;
 };
 

@@ -230,7 +230,10 @@ class App {
                               .type = std::string(gen.config.sinks[i].type_name()),
                               .queued_events = st.queued_events,
                               .queued_bytes = st.queued_bytes,
+                              .capacity_events = st.capacity_events,
+                              .capacity_bytes = st.capacity_bytes,
                               .sent = st.sent,
+                              .sent_bytes = st.sent_bytes,
                               .failed = st.failed,
                               .retries = st.retries,
                               .dead_lettered = st.dead_lettered,
@@ -288,6 +291,7 @@ class App {
 
   void reject_reload(std::string reason) {
     metrics_.config_reloads(false).Increment();
+    metrics_.config_last_reload_successful().Set(0);
     last_reload_error_ = std::move(reason);
   }
 
@@ -347,6 +351,7 @@ class App {
     ++reloads_;
     last_reload_error_.clear();
     metrics_.config_reloads(true).Increment();
+    metrics_.config_last_reload_successful().Set(1);
     log::info("config", "reloaded",
               {{"path", path},
                {"routes", std::to_string(next->config.routes.size())},

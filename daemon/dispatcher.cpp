@@ -30,8 +30,13 @@ sinks::Record make_record(EventPtr event, RouteName route, std::uint32_t channel
 Generation::Generation(config::Config config_in, Metrics& metrics)
     : config(std::move(config_in)), router(std::make_shared<const Router>(config)) {
   routed.reserve(config.routes.size());
-  for (const auto& route : config.routes)
+  routed_bytes.reserve(config.routes.size());
+  last_event.reserve(config.routes.size());
+  for (const auto& route : config.routes) {
     routed.push_back(&metrics.routed(route.name));
+    routed_bytes.push_back(&metrics.routed_bytes(route.name));
+    last_event.push_back(&metrics.route_last_event(route.name));
+  }
 }
 
 EventPtr make_gap_marker(const config::RouteConfig& route, std::string_view project,
@@ -131,8 +136,17 @@ asio::awaitable<void> Dispatcher::dispatch(EventPtr event) {
     if (first) {
       if (route_result_.unmatched())
         metrics_.events_unmatched().Increment();
-      for (const auto r : route_result_.matched)
-        gen.routed[r]->Increment();
+      if (!route_result_.matched.empty()) {
+        const double now =
+            std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
+        const auto bytes = static_cast<double>(event->data.size());
+        for (const auto r : route_result_.matched) {
+          gen.routed[r]->Increment();
+          gen.routed_bytes[r]->Increment(bytes);
+          gen.last_event[r]->Set(now);
+        }
+      }
     }
     std::shared_ptr<sinks::SinkWorker> full;
     for (const auto& t : route_result_.targets) {

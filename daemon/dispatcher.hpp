@@ -29,7 +29,10 @@ struct Generation {
   config::Config config;
   RouterPtr router;
   std::vector<std::shared_ptr<sinks::SinkWorker>> workers;  // by index in config.sinks
-  std::vector<prometheus::Counter*> routed;                 // by index in config.routes
+  // By index in config.routes: events, bytes and the time of the last event.
+  std::vector<prometheus::Counter*> routed;
+  std::vector<prometheus::Counter*> routed_bytes;
+  std::vector<prometheus::Gauge*> last_event;
 };
 
 // The marker record written into a sink after the upstream was down from `from` to `to`,

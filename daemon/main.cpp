@@ -15,6 +15,7 @@
 #include "core/log.hpp"
 #include "daemon/app.hpp"
 #include "daemon/cli.hpp"
+#include "daemon/version.hpp"
 #include "sinks/sink_types.hpp"
 #include "tools/lint.hpp"
 #include "tools/replay.hpp"
@@ -106,7 +107,7 @@ int run(int argc, char** argv) {
     return kExitOk;
   }
   if (options.version) {
-    std::cout << "sluice " SLUICE_VERSION "\n";
+    std::cout << version_text();
     return kExitOk;
   }
 
@@ -136,6 +137,7 @@ int run(int argc, char** argv) {
               << (warnings.size() == 1 ? " warning\n" : " warnings\n");
     return kExitOk;
   }
+  log::detect_journal();
   config::Config config = std::move(*loaded.config);
   apply_overrides(options, config);
   log::configure(config.log.level, config.log.format);

@@ -58,8 +58,20 @@ SinkWorker::SinkWorker(asio::any_io_executor loop, std::unique_ptr<Sink> sink,
       space_(loop, SteadyClock::time_point::max()),
       finished_(loop, SteadyClock::time_point::max()),
       backoff_timer_(loop) {
-  if (metrics_.failed)
-    dropped_full_ = &metrics_.failed("dropped_full");
+  // Created up front so that rates and alerts see a series before the first failure.
+  if (metrics_.events_failed) {
+    dropped_full_ = &metrics_.events_failed("dropped_full");
+    dead_letter_failed_ = &metrics_.events_failed("dead_letter");
+  }
+  if (metrics_.write_errors) {
+    metrics_.write_errors("dead_letter");
+    if (buffer_.type == config::BufferConfig::Type::disk)
+      metrics_.write_errors("disk_buffer");
+  }
+  if (metrics_.capacity_events)
+    metrics_.capacity_events->Set(static_cast<double>(buffer_.max_events));
+  if (metrics_.capacity_bytes)
+    metrics_.capacity_bytes->Set(static_cast<double>(buffer_.max_bytes));
   if (buffer_.type == config::BufferConfig::Type::disk)
     open_spool(pool, spool_path(config));
   update_gauges();
@@ -73,7 +85,8 @@ void SinkWorker::open_spool(BlockingPool& pool, std::string dir) {
                         : std::clamp<std::uint64_t>(buffer_.max_bytes / 4, 1ull << 20, 16ull << 20);
   o.commit_interval = options_.spool_commit_interval;
   o.on_error = [this](std::string_view reason) {
-    count_failure("spool");
+    if (metrics_.write_errors)
+      metrics_.write_errors("disk_buffer").Increment();
     last_error_ = "disk buffer: " + std::string(reason);
     log_failure("disk buffer commit failed; no new records accepted until it writes again", reason,
                 spool_ ? spool_->unpersisted() : 0);
@@ -84,8 +97,8 @@ void SinkWorker::open_spool(BlockingPool& pool, std::string dir) {
   };
   spool_ = std::make_unique<spool::Spool>(loop_, pool, std::move(o));
   if (const auto corrupt = spool_->corrupt(); corrupt > 0) {
-    if (metrics_.failed)
-      metrics_.failed("corrupt").Increment(static_cast<double>(corrupt));
+    if (metrics_.events_failed)
+      metrics_.events_failed("corrupt").Increment(static_cast<double>(corrupt));
     log::warn("sink", "corrupt disk buffer records skipped",
               {{"sink", name_}, {"records", std::to_string(corrupt)}, {"dir", buffer_.dir}});
   }
@@ -114,10 +127,10 @@ SinkWorker::SystemClock::time_point SinkWorker::wall_now() const {
 
 void SinkWorker::drop_new(std::string_view reason) {
   ++dropped_;
-  if (reason == "dropped_full" && dropped_full_) {
-    dropped_full_->Increment();
-  } else {
-    count_failure(reason);
+  if (reason == "dropped_full") {
+    inc(dropped_full_);
+  } else if (metrics_.events_failed) {
+    metrics_.events_failed(reason).Increment();
   }
   log_failure("record dropped", reason, 1);
 }
@@ -184,9 +197,9 @@ void SinkWorker::update_gauges() {
     metrics_.queue_bytes->Set(static_cast<double>(queue_.live_bytes()));
 }
 
-void SinkWorker::count_failure(std::string_view reason) {
-  if (metrics_.failed)
-    metrics_.failed(reason_label(reason)).Increment();
+void SinkWorker::count_failed_attempt(std::string_view reason) {
+  if (metrics_.attempts_failed)
+    metrics_.attempts_failed(reason_label(reason)).Increment();
 }
 
 void SinkWorker::log_failure(std::string_view message, std::string_view reason, std::size_t count) {
@@ -359,7 +372,7 @@ asio::awaitable<void> SinkWorker::deliver_batch(DeliveryQueue::Batch batch) {
   for (const Result& r : results) {
     if (r.outcome == Outcome::ok)
       continue;
-    count_failure(r.reason);
+    count_failed_attempt(r.reason);
     last_error_ = r.reason;
     (r.outcome == Outcome::retry ? retry_reason : failed_reason) = r.reason;
   }
@@ -374,7 +387,8 @@ asio::awaitable<void> SinkWorker::deliver_batch(DeliveryQueue::Batch batch) {
     if (dead_letter_.enabled()) {
       const auto ec = co_await dead_letter_.write(verdict.dead, wall_now());
       if (ec) {
-        count_failure("dead_letter");
+        if (metrics_.write_errors)
+          metrics_.write_errors("dead_letter").Increment();
         log::error("sink", "dead-letter write failed; records lost",
                    {{"sink", name_},
                     {"path", dead_letter_.path()},
@@ -402,7 +416,10 @@ asio::awaitable<void> SinkWorker::deliver_batch(DeliveryQueue::Batch batch) {
               std::chrono::duration<double>(acked_at - ev->received).count());
         }
         ++sent_;
+        sent_bytes_ += batch.records[k].bytes();
         inc(metrics_.sent);
+        if (metrics_.bytes_sent)
+          metrics_.bytes_sent->Increment(static_cast<double>(batch.records[k].bytes()));
         break;
       }
       case DeliveryQueue::Fate::retry:
@@ -412,6 +429,7 @@ asio::awaitable<void> SinkWorker::deliver_batch(DeliveryQueue::Batch batch) {
       case DeliveryQueue::Fate::dead_letter:
         ++dead_lettered_;
         inc(metrics_.dead_lettered);
+        inc(dead_letter_failed_);
         break;
     }
   }
@@ -432,6 +450,9 @@ SinkWorker::Stats SinkWorker::stats() const {
   s.queued_events = queue_.live_events();
   s.queued_bytes = queue_.live_bytes();
   s.sent = sent_;
+  s.sent_bytes = sent_bytes_;
+  s.capacity_events = buffer_.max_events;
+  s.capacity_bytes = buffer_.max_bytes;
   s.failed = dead_lettered_ + dropped_;
   s.unpersisted = queue_.live_events();
   if (spool_) {

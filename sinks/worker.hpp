@@ -41,7 +41,8 @@
 // for the exact crash guarantee), the head is advanced as records leave the queue, and the
 // constructor re-queues the unacknowledged records of the previous run first, in order (limits
 // do not apply to them: they were accepted once already). Corrupt spool records are counted in
-// sluice_sink_events_failed_total{reason="corrupt"}, failed spool commits in reason="spool".
+// sluice_sink_events_failed_total{reason="corrupt"}, failed spool commits in
+// sluice_sink_write_errors_total{file="disk_buffer"}.
 // While the disk refuses writes (a commit failed and none has succeeded since), the sink accepts
 // nothing new: offer() answers as if the buffer were full (`block`: `full`; the drop policies
 // drop the new record, reason="disk_buffer"), so every accepted record but those of the failed
@@ -68,8 +69,13 @@ class SinkWorker {
   struct Stats {
     std::size_t queued_events = 0;  // records not yet delivered (in flight included)
     std::uint64_t queued_bytes = 0;
-    std::uint64_t sent = 0;    // records the sink confirmed
-    std::uint64_t failed = 0;  // records that left without delivery: dead-lettered + dropped
+    std::uint64_t sent = 0;  // records the sink confirmed
+    std::uint64_t sent_bytes = 0;
+    std::uint64_t capacity_events = 0;  // buffer.max_events and max_bytes
+    std::uint64_t capacity_bytes = 0;
+    // Records that left without delivery: dead-lettered, dropped and corrupt, the sum of
+    // sluice_sink_events_failed_total.
+    std::uint64_t failed = 0;
     bool stuck = false;
     std::string last_error;  // the most recent failure reason, kept after recovery
     // Additions beyond the brief, for /status and tests:
@@ -141,7 +147,7 @@ class SinkWorker {
   void advance_spool_head();
   void open_spool(BlockingPool& pool, std::string dir);
   void update_gauges();
-  void count_failure(std::string_view reason);
+  void count_failed_attempt(std::string_view reason);
   void log_failure(std::string_view message, std::string_view reason, std::size_t count);
   SteadyClock::time_point now() const;
   SystemClock::time_point wall_now() const;
@@ -152,6 +158,7 @@ class SinkWorker {
   config::BufferConfig buffer_;
   SinkMetrics metrics_;
   prometheus::Counter* dropped_full_ = nullptr;  // resolved once: the overload path is hot
+  prometheus::Counter* dead_letter_failed_ = nullptr;
   DeliveryQueue queue_;
   DeadLetterFile dead_letter_;
   WorkerOptions options_;
@@ -173,6 +180,7 @@ class SinkWorker {
   SteadyClock::time_point deadline_ = SteadyClock::time_point::max();
 
   std::uint64_t sent_ = 0;
+  std::uint64_t sent_bytes_ = 0;
   std::uint64_t retries_ = 0;
   std::uint64_t dead_lettered_ = 0;
   std::uint64_t dropped_ = 0;
@@ -181,7 +189,7 @@ class SinkWorker {
   std::optional<SystemClock::time_point> paused_until_;
 };
 
-// The `reason` label for sluice_sink_events_failed_total: a sink's reason up to its first ':'
+// The `reason` label for sluice_sink_attempts_failed_total: a sink's reason up to its first ':'
 // ("write: No space left on device" → "write"), so the label set stays small while the full
 // text goes to logs and the dead-letter file.
 std::string reason_label(std::string_view reason);

@@ -39,7 +39,12 @@ struct StatusReport {
     std::string type;  // "kafka", "webhook", "file"
     std::uint64_t queued_events = 0;
     std::uint64_t queued_bytes = 0;
+    std::uint64_t capacity_events = 0;  // the buffer's limits: queued / capacity is how full
+    std::uint64_t capacity_bytes = 0;
     std::uint64_t sent = 0;
+    std::uint64_t sent_bytes = 0;
+    // Events that left without delivery (dead-lettered, dropped, corrupt in the disk buffer):
+    // the sum of sluice_sink_events_failed_total.
     std::uint64_t failed = 0;
     std::uint64_t retries = 0;
     std::uint64_t dead_lettered = 0;

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "config/config_map.hpp"
+#include "net/proxy.hpp"
 
 namespace sluice::sinks {
 
@@ -58,6 +59,22 @@ config::ConfigMap<W> webhook_map() {
       key("batch", &W::batch, batch_map(), "several records per request"),
       key("tls", &W::tls, as::tls(), "CA and client certificate for https"),
       key("follow_redirects", &W::follow_redirects, as::boolean(), "follow 3xx answers"),
+      custom_key<W>(
+          "proxy",
+          [](Reader& r, const config::Field& f, W& out) {
+            auto value = r.secret(f);
+            if (!value)
+              return;
+            std::string error;
+            if (value->reveal() != net::ProxyChoice::kNone &&
+                !net::parse_proxy(value->reveal(), error)) {
+              // Not quoted: the URL may hold the proxy's password.
+              r.error(f.mark(), f.path, "expected \"none\" or a proxy URL: " + error);
+              return;
+            }
+            out.proxy = std::move(*value);
+          },
+          "HTTP proxy URL, or none (default: HTTPS_PROXY, HTTP_PROXY, NO_PROXY)"),
   });
 }
 

@@ -38,6 +38,9 @@ struct WebhookSinkConfig {
   Batch batch;
   config::TlsConfig tls;
   bool follow_redirects = false;
+  // Empty: HTTPS_PROXY/HTTP_PROXY/NO_PROXY decide; "none": always direct; else the proxy's URL
+  // (checked at load). A secret: the URL may carry the proxy's password.
+  config::Secret proxy;
   bool operator==(const WebhookSinkConfig&) const = default;
 };
 

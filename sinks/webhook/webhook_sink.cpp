@@ -101,6 +101,13 @@ std::unique_ptr<WebhookSink> WebhookSink::create(asio::any_io_executor loop,
     error = "sink \"" + name + "\": not an http(s) URL (see its url)";
     return nullptr;
   }
+  // The environment is read once, here: a sink keeps the proxies it started with.
+  auto proxies =
+      net::ProxyChoice::make(config.proxy.reveal(), net::ProxyEnvironment::from_process(), error);
+  if (!proxies) {
+    error = "sink \"" + name + "\": " + error;
+    return nullptr;
+  }
   // An https URL loads its CA certificates now, so a bad `tls` section fails at start. An
   // http URL only needs them if a redirect leads to https: loading the system store costs
   // ~4 MB of resident memory, so that waits for the first such redirect (open()).
@@ -112,20 +119,23 @@ std::unique_ptr<WebhookSink> WebhookSink::create(asio::any_io_executor loop,
       return nullptr;
     }
   }
-  return std::unique_ptr<WebhookSink>(new WebhookSink(
-      std::move(loop), std::move(config), std::move(name), std::move(project),
-      Target{std::move(*endpoint), std::move(*target)}, std::move(tls), std::move(options)));
+  return std::unique_ptr<WebhookSink>(
+      new WebhookSink(std::move(loop), std::move(config), std::move(name), std::move(project),
+                      Target{std::move(*endpoint), std::move(*target)}, std::move(tls),
+                      std::move(*proxies), std::move(options)));
 }
 
 WebhookSink::WebhookSink(asio::any_io_executor loop, WebhookSinkConfig config, std::string name,
                          std::string project, Target target,
-                         std::shared_ptr<asio::ssl::context> tls, Options options)
+                         std::shared_ptr<asio::ssl::context> tls, net::ProxyChoice proxies,
+                         Options options)
     : loop_(std::move(loop)),
       config_(std::move(config)),
       name_(std::move(name)),
       project_(std::move(project)),
       target_(std::move(target)),
       tls_(std::move(tls)),
+      proxies_(std::move(proxies)),
       options_(std::move(options)) {
   if (config_.concurrency == 0)
     config_.concurrency = 1;
@@ -230,7 +240,6 @@ WebhookSink::Request WebhookSink::build_request(std::span<const Record> records)
 asio::awaitable<std::unique_ptr<WebhookSink::Connection>> WebhookSink::open(
     const net::Endpoint& endpoint, std::string& error) {
   auto conn = std::make_unique<Connection>();
-  error_code ec;
   if (endpoint.secure) {
     if (!tls_) {
       tls_ = net::make_client_tls_context(config_.tls, error);
@@ -240,21 +249,33 @@ asio::awaitable<std::unique_ptr<WebhookSink::Connection>> WebhookSink::open(
       }
     }
     conn->tls = std::make_unique<net::TlsStream>(loop_, *tls_);
-    ec = co_await net::connect_tcp(beast::get_lowest_layer(*conn->tls), endpoint, config_.timeout);
-    if (!ec) {
-      ec = co_await net::handshake_tls(*conn->tls, endpoint, config_.tls.verify, config_.timeout);
-      if (ec) {
-        error = "tls: " + net::describe(ec);
-        co_return nullptr;
-      }
-    }
   } else {
     conn->plain = std::make_unique<beast::tcp_stream>(loop_);
-    ec = co_await net::connect_tcp(*conn->plain, endpoint, config_.timeout);
   }
+  // Through a proxy the TCP connection goes to the proxy; for https it then carries a tunnel
+  // to the target, and TLS runs inside it with the target's name, as on a direct connection.
+  const net::Proxy* proxy = proxies_.for_target(endpoint);
+  const error_code ec = co_await net::connect_tcp(
+      conn->lowest(), proxy ? proxy->endpoint : endpoint, config_.timeout);
   if (ec) {
-    error = ec == beast::error::timeout ? "timeout: connect" : "connect: " + ec.message();
+    const std::string what =
+        ec == beast::error::timeout ? "timeout: connect" : "connect: " + ec.message();
+    error = proxy ? "proxy: " + proxy->shown + ": " + what : what;
     co_return nullptr;
+  }
+  if (proxy && endpoint.secure) {
+    if (auto refused = co_await net::open_tunnel(conn->lowest(), *proxy, endpoint, config_.timeout);
+        !refused.empty()) {
+      error = "proxy: " + proxy->shown + ": " + refused;
+      co_return nullptr;
+    }
+  }
+  if (endpoint.secure) {
+    if (auto hec = co_await net::handshake_tls(*conn->tls, endpoint, config_.tls.verify,
+                                               config_.timeout)) {
+      error = "tls: " + net::describe(hec);
+      co_return nullptr;
+    }
   }
   ++stats_.connections_opened;
   co_return conn;
@@ -280,6 +301,17 @@ asio::awaitable<Result> WebhookSink::send_to(const Target& target, Request& requ
       if (!conn)
         co_return Result{Outcome::retry, error, {}};
     }
+    // An http target behind a proxy is named in full on the request line, and only such a
+    // request carries the proxy's credentials (an https target's went with CONNECT).
+    const net::Proxy* proxy = proxies_.for_target(target.endpoint);
+    if (proxy && !target.endpoint.secure) {
+      request.target(url_of(target.endpoint, target.target));
+      if (!proxy->authorization.empty())
+        request.set(http::field::proxy_authorization, proxy->authorization);
+    } else {
+      request.target(target.target);
+      request.erase(http::field::proxy_authorization);
+    }
     std::optional<ResponseParser> parser;
     conn->lowest().expires_after(config_.timeout);
     error_code ec = conn->tls ? co_await exchange(*conn->tls, conn->buffer, request, parser)
@@ -303,6 +335,12 @@ asio::awaitable<Result> WebhookSink::send_to(const Target& target, Request& requ
       options_.on_response(status);
     location = std::string(response[http::field::location]);
     Result result = webhook::classify_status(status, response[http::field::retry_after], now());
+    if (proxy && !target.endpoint.secure && status == 407) {
+      // The proxy refused our credentials, not the receiver the record: retried (as when a
+      // CONNECT is refused), never dead-lettered.
+      co_return Result{
+          Outcome::retry, "proxy: " + proxy->shown + ": 407 Proxy Authentication Required", {}};
+    }
     if (pooled && idle_.size() < config_.concurrency &&
         webhook::reusable(status, response.keep_alive(), parser->is_done(), conn->buffer.size()))
       idle_.push_back(std::move(conn));
@@ -346,7 +384,6 @@ asio::awaitable<Result> WebhookSink::send(Request& request) {
     pooled = webhook::same_origin(current.endpoint, target_.endpoint);
     if (!pooled)
       webhook::drop_for_other_origin(request, configured_headers_);
-    request.target(current.target);
     request.set(http::field::host, current.endpoint.host_header());
   }
 }

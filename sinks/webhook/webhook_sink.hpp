@@ -17,6 +17,7 @@
 
 #include "config/config.hpp"
 #include "net/endpoint.hpp"
+#include "net/proxy.hpp"
 #include "sinks/sink.hpp"
 #include "sinks/webhook/webhook_config.hpp"
 
@@ -31,7 +32,10 @@
 // so a slow or dead endpoint holds only this sink's worker. Interim 1xx answers are skipped; a
 // connection goes back to the pool only when its answer was read to the end with nothing left
 // over. With `follow_redirects`, https never leads to plain http, and another origin gets
-// neither the configured headers nor the signature (webhook_policy.hpp).
+// neither the configured headers nor the signature (webhook_policy.hpp). Through an HTTP proxy
+// (`proxy`, or the environment: net/proxy.hpp) an https target is reached by a CONNECT tunnel
+// with TLS verified end to end inside it, an http target by absolute-form requests; the
+// proxy's credentials go to the proxy only.
 namespace sluice::sinks {
 
 struct WebhookSinkOptions {
@@ -81,7 +85,7 @@ class WebhookSink final : public Sink {
 
   WebhookSink(boost::asio::any_io_executor loop, WebhookSinkConfig config, std::string name,
               std::string project, Target target, std::shared_ptr<boost::asio::ssl::context> tls,
-              Options options);
+              net::ProxyChoice proxies, Options options);
 
   // By reference: a by-value class argument inside co_await trips GCC 12 (double destruction).
   boost::asio::awaitable<Result> send(Request& request);
@@ -98,6 +102,7 @@ class WebhookSink final : public Sink {
   std::string project_;
   Target target_;
   std::shared_ptr<boost::asio::ssl::context> tls_;  // null until an https connection needs it
+  net::ProxyChoice proxies_;
   Options options_;
   std::string key_;                                   // the HMAC key (decoded for whsec_ secrets)
   std::vector<std::string_view> configured_headers_;  // names, views into config_.headers

@@ -263,8 +263,8 @@ class DurableTest(IntegrationTest):
         return s, os.path.join(spool_dir, SINK)
 
     def assert_disk_error_reported(self, s):
-        wait_for(lambda: s.metric("sluice_sink_events_failed_total", sink=SINK,
-                                  reason="spool") >= 1, 20, "the spool failure counted")
+        wait_for(lambda: s.metric("sluice_sink_write_errors_total", sink=SINK,
+                                  file="disk_buffer") >= 1, 20, "the spool failure counted")
         self.assertTrue(any(r.get("msg", "").startswith("disk buffer commit failed")
                             and "File too large" in r.get("reason", "") for r in s.logs()),
                         self.dump_on_failure(s))

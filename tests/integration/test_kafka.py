@@ -232,8 +232,10 @@ class KafkaTest(IntegrationTest):
         self.assertEqual(line["record"]["timestamp"], big["timestamp"])
         self.assertEqual([json.loads(m["payload"])["payload"]["$id"]
                           for m in broker.consume(f"appwrite.{PROJECT}.small")], ["fine"])
-        self.assertEqual(s.metric("sluice_sink_events_failed_total", sink="orders",
+        self.assertEqual(s.metric("sluice_sink_attempts_failed_total", sink="orders",
                                   reason="MSG_SIZE_TOO_LARGE"), 1)
+        self.assertEqual(s.metric("sluice_sink_events_failed_total", sink="orders",
+                                  reason="dead_letter"), 1)
         self.assertEqual(s.stop(), 0)
 
     def test_authorization_failure_goes_to_dead_letter(self):

@@ -161,7 +161,7 @@ class WebhookTest(IntegrationTest):
         for a, b in zip(reqs, reqs[1:]):
             self.assertGreaterEqual(b.at - a.at, 1.95)
         self.assertEqual(s.metric("sluice_sink_retries_total", sink="hook"), 3)
-        self.assertEqual(s.metric("sluice_sink_events_failed_total", sink="hook",
+        self.assertEqual(s.metric("sluice_sink_attempts_failed_total", sink="hook",
                                   reason="http_503"), 3)
         self.assertEqual(s.metric("sluice_sink_http_responses_total", sink="hook",
                                   **{"class": "5xx"}), 3)
@@ -192,7 +192,7 @@ class WebhookTest(IntegrationTest):
         r.stop()  # nothing listens on the port now
         emu, s = self.setup_flow(r)
         order(emu, "o1")
-        wait_for(lambda: s.metric("sluice_sink_events_failed_total", sink="hook",
+        wait_for(lambda: s.metric("sluice_sink_attempts_failed_total", sink="hook",
                                   reason="connect") >= 3, 30, "failed connects")
         self.assertEqual(s.metric("sluice_sink_events_sent_total", sink="hook"), 0)
         r2 = self.receiver(port=port)
@@ -377,7 +377,7 @@ class WebhookTest(IntegrationTest):
         r = self.receiver(tls=server, url_host="localhost")
         emu, s = self.setup_flow(r, tls=f"    tls: {{ca_file: {wrong_ca}}}\n")
         order(emu, "o1")
-        wait_for(lambda: s.metric("sluice_sink_events_failed_total", sink="hook",
+        wait_for(lambda: s.metric("sluice_sink_attempts_failed_total", sink="hook",
                                   reason="tls") >= 2, 30, "refused TLS handshakes")
         self.assertEqual(s.metric("sluice_sink_events_sent_total", sink="hook"), 0)
         self.assertEqual(r.snapshot(), [])

@@ -12,6 +12,9 @@ import urllib.error
 import urllib.request
 
 
+PROXY_VARIABLES = ("https_proxy", "http_proxy", "no_proxy", "all_proxy")
+
+
 def wait_for(predicate, timeout=20.0, what="condition", interval=0.02):
     """Polls `predicate` until it returns a truthy value or `timeout` seconds pass."""
     deadline = time.monotonic() + timeout
@@ -69,7 +72,10 @@ class Sluice:
         self.config_path = os.path.join(workdir, "routes.yaml")
         with open(self.config_path, "w") as f:
             f.write(config_text)
-        self.env = dict(os.environ, **(env or {}))
+        # Hermetic: a proxy set for the machine running the tests would take the loopback
+        # webhooks elsewhere. Tests that want one pass it in `env`.
+        inherited = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
+        self.env = dict(inherited, **(env or {}))
         self.args = list(args)
         self.log_level = log_level
         self.proc = None

@@ -471,7 +471,7 @@ TEST_F(AdminServerTest, MetricsBodyPassesPromtool) {
   // Labelled series of every kind, as a running daemon has them.
   metrics_.sink("orders").sent->Increment(3);
   metrics_.sink("orders").delivery_seconds->Observe(0.02);
-  metrics_.sink("orders").failed("timeout").Increment();
+  metrics_.sink("orders").attempts_failed("timeout").Increment();
   metrics_.routed("paid-orders").Increment();
   metrics_.disconnects("eof").Increment();
   metrics_.upstream_connected().Set(1);

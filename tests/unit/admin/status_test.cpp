@@ -34,7 +34,10 @@ TEST(StatusTest, RendersEveryFieldInOrder) {
        .type = "kafka",
        .queued_events = 4,
        .queued_bytes = 512,
+       .capacity_events = 100,
+       .capacity_bytes = 4096,
        .sent = 10,
+       .sent_bytes = 2048,
        .failed = 2,
        .retries = 5,
        .dead_lettered = 1,
@@ -56,10 +59,12 @@ TEST(StatusTest, RendersEveryFieldInOrder) {
       R"("largest_frame_bytes":120,"url_bytes":0,"widened":)"
       R"x(["rows (1000 channels, e.g. tablesdb.shop.tables.t0.rows)"]}},"config":{"path":)x"
       R"("/etc/sluice/routes.yaml","reloads":2,"last_reload_error":""},"sinks":[{"name":)"
-      R"("orders","type":"kafka","queued_events":4,"queued_bytes":512,"sent":10,"failed":2,)"
+      R"("orders","type":"kafka","queued_events":4,"queued_bytes":512,"capacity_events":100,)"
+      R"("capacity_bytes":4096,"sent":10,"sent_bytes":2048,"failed":2,)"
       R"("retries":5,"dead_lettered":1,"dropped":1,"stuck":true,"last_error":"broker down",)"
       R"("paused":true,"paused_until":"2026-11-22T11:00:00Z","buffer_persisting":false,"unpersisted":3},)"
-      R"({"name":"audit","type":"file","queued_events":0,"queued_bytes":0,"sent":0,"failed":0,)"
+      R"({"name":"audit","type":"file","queued_events":0,"queued_bytes":0,"capacity_events":0,)"
+      R"("capacity_bytes":0,"sent":0,"sent_bytes":0,"failed":0,)"
       R"("retries":0,"dead_lettered":0,"dropped":0,"stuck":false,"last_error":"","paused":false,)"
       R"("paused_until":null,"buffer_persisting":true,"unpersisted":0}]})");
 }

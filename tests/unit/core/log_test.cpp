@@ -25,5 +25,22 @@ TEST(Levels, ParseNames) {
   EXPECT_FALSE(parse_format("xml").has_value());
 }
 
+TEST(Journal, PrefixesAreSyslogPriorities) {
+  EXPECT_EQ(journal_prefix(Level::error), "<3>");
+  EXPECT_EQ(journal_prefix(Level::warn), "<4>");
+  EXPECT_EQ(journal_prefix(Level::info), "<6>");
+  EXPECT_EQ(journal_prefix(Level::debug), "<7>");
+}
+
+TEST(Journal, StreamMustNameStderrsOwnFile) {
+  EXPECT_TRUE(is_journal_stream("8:12345", 8, 12345));
+  // Inherited by a child whose stderr goes elsewhere: another inode, another device.
+  EXPECT_FALSE(is_journal_stream("8:12345", 8, 12346));
+  EXPECT_FALSE(is_journal_stream("9:12345", 8, 12345));
+  for (const char* bad : {"", ":", "8:", ":12345", "8", "8:12345x", "x8:12345", "-8:12345",
+                          "8:12345:1", "99999999999999999999999:1"})
+    EXPECT_FALSE(is_journal_stream(bad, 8, 12345)) << bad;
+}
+
 }  // namespace
 }  // namespace sluice::log

@@ -558,7 +558,7 @@ TEST_F(DiskWorkerTest, CorruptRecordIsCountedAndTheRestDelivered) {
 
   make();
   EXPECT_EQ(worker->stats().spool_corrupt, 1u);
-  EXPECT_EQ(sm.failed("corrupt").Value(), 1);
+  EXPECT_EQ(sm.events_failed("corrupt").Value(), 1);
   worker->start();
   ASSERT_TRUE(run_until(*ctx, [&] { return worker->stats().sent == 3; }));
   EXPECT_EQ(sink->delivered, (std::vector<std::string>{payload(0), payload(1), payload(3)}));
@@ -650,7 +650,7 @@ TEST_F(DiskWorkerTest, ADiskThatRefusesWritesMakesTheDropPoliciesDropTheNewRecor
   ASSERT_EQ(::sigaction(SIGXFSZ, &previous, nullptr), 0);
   ASSERT_TRUE(refused);
   EXPECT_EQ(answer, SinkWorker::Accept::dropped);
-  EXPECT_EQ(sm.failed("disk_buffer").Value(), 1);
+  EXPECT_EQ(sm.events_failed("disk_buffer").Value(), 1);
   EXPECT_EQ(worker->stats().queued_events, 2u);  // nothing evicted for it
   stop();
 }
@@ -682,7 +682,7 @@ TEST_F(DiskWorkerFullTest, DropNewestDropsAndCounts) {
   for (int i = 0; i < 3; ++i)
     ASSERT_EQ(offer(i), SinkWorker::Accept::queued);
   EXPECT_EQ(offer(3), SinkWorker::Accept::dropped);
-  EXPECT_EQ(sm.failed("dropped_full").Value(), 1);
+  EXPECT_EQ(sm.events_failed("dropped_full").Value(), 1);
   ASSERT_TRUE(run_until(*ctx, [&] { return worker->stats().spool_synced; }));
   crash();
   make();
@@ -699,7 +699,7 @@ TEST_F(DiskWorkerFullTest, DropOldestEvictsAndQueuesTheNewRecord) {
     ASSERT_EQ(offer(i), SinkWorker::Accept::queued);
   EXPECT_EQ(offer(3), SinkWorker::Accept::queued);
   EXPECT_EQ(offer(4), SinkWorker::Accept::queued);
-  EXPECT_EQ(sm.failed("dropped_full").Value(), 2);
+  EXPECT_EQ(sm.events_failed("dropped_full").Value(), 2);
   // The evicted records were the head: the head moved past them on disk too.
   ASSERT_TRUE(run_until(*ctx, [&] { return worker->stats().spool_synced; }));
   crash();

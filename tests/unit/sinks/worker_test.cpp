@@ -147,7 +147,8 @@ class WorkerTest : public ::testing::Test {
 
   SinkWorker::Accept offer(int n) { return worker->offer(make_record(std::to_string(n))); }
 
-  double failed_count(std::string_view reason) { return sm.failed(reason).Value(); }
+  double events_failed(std::string_view reason) { return sm.events_failed(reason).Value(); }
+  double attempts_failed(std::string_view reason) { return sm.attempts_failed(reason).Value(); }
 
   std::vector<std::string> delivered_in_order() {
     std::vector<std::string> out;
@@ -263,7 +264,7 @@ TEST_F(WorkerTest, DropOldestBetweenBatchesInFlight) {
   EXPECT_EQ(offer(4), SinkWorker::Accept::queued);
   EXPECT_EQ(offer(5), SinkWorker::Accept::queued);
   EXPECT_EQ(offer(6), SinkWorker::Accept::queued);
-  EXPECT_EQ(failed_count("dropped_full"), 2);
+  EXPECT_EQ(events_failed("dropped_full"), 2);
   sink->release();
   ASSERT_TRUE(run_until(ctx, [&] { return worker->stats().sent == 3; }));
   EXPECT_EQ(delivered_in_order(), seq({0, 1, 2, 3}));
@@ -332,7 +333,7 @@ TEST_F(WorkerTest, RetryAtTheHeadHoldsTheRecordsBehindIt) {
   EXPECT_EQ(s.failed, 0u);
   EXPECT_EQ(s.last_error, "write: disk full");
   EXPECT_EQ(sm.retries->Value(), 2);
-  EXPECT_EQ(failed_count("write"), 2);  // the label is the reason's prefix
+  EXPECT_EQ(attempts_failed("write"), 2);  // the label is the reason's prefix
   EXPECT_EQ(sm.dead_lettered->Value(), 0);
 }
 
@@ -351,7 +352,30 @@ TEST_F(WorkerTest, AcknowledgesOnlyTheRecordsTheSinkConfirmed) {
   ASSERT_EQ(sink->calls.size(), 2u);
   EXPECT_EQ(sink->calls[0], seq({0, 1, 2}));
   EXPECT_EQ(sink->calls[1], seq({1}));  // only the unconfirmed one goes again
-  EXPECT_EQ(failed_count("http_5xx"), 1);
+  EXPECT_EQ(attempts_failed("http_5xx"), 1);
+}
+
+TEST_F(WorkerTest, MetricsCountEachEventOnceAndEachAttempt) {
+  config.buffer.max_events = 7;
+  config.buffer.max_bytes = 4096;
+  make(2);
+  const auto first = make_record("0");
+  offer(0);
+  offer(1);
+  // Record 0: a failed attempt, then delivered. Record 1: refused for good.
+  sink->then({retry("timeout: no answer"), failed("rejected: 400")});
+  sink->then({ok});
+  worker->start();
+  ASSERT_TRUE(run_until(ctx, [&] { return worker->stats().sent == 1; }));
+  EXPECT_EQ(attempts_failed("timeout"), 1);
+  EXPECT_EQ(attempts_failed("rejected"), 1);
+  EXPECT_EQ(events_failed("dead_letter"), 1);
+  EXPECT_EQ(events_failed("dropped_full"), 0);
+  EXPECT_EQ(worker->stats().failed, 1u);  // /status's `failed`: the sum of events_failed
+  EXPECT_EQ(sm.sent->Value(), 1);
+  EXPECT_EQ(sm.bytes_sent->Value(), static_cast<double>(first.bytes()));
+  EXPECT_EQ(sm.capacity_events->Value(), 7);
+  EXPECT_EQ(sm.capacity_bytes->Value(), 4096);
 }
 
 TEST_F(WorkerTest, RetryAfterIsHonouredAndStopCutsTheBackoffShort) {
@@ -423,7 +447,7 @@ TEST_F(WorkerTest, MaxElapsedSendsTheRecordToTheDeadLetterFile) {
   EXPECT_EQ(s.failed, 1u);
   EXPECT_EQ(s.retries, 1u);
   EXPECT_EQ(sm.dead_lettered->Value(), 1);
-  EXPECT_EQ(failed_count("write"), 2);
+  EXPECT_EQ(attempts_failed("write"), 2);
 
   const std::string text = test::read_file(dir / "dead/s.jsonl");
   ASSERT_FALSE(text.empty());
@@ -455,7 +479,8 @@ TEST_F(WorkerTest, FailedGoesToTheDeadLetterFileAndTheQueueMovesOn) {
   worker->start();
   ASSERT_TRUE(run_until(ctx, [&] { return worker->stats().sent == 1; }));
   EXPECT_EQ(delivered_in_order(), seq({1, 2}));
-  EXPECT_EQ(failed_count("rejected"), 1);
+  EXPECT_EQ(attempts_failed("rejected"), 1);
+  EXPECT_EQ(events_failed("dead_letter"), 1);  // the event, counted once as it leaves
   EXPECT_EQ(sm.retries->Value(), 0);
   const auto line = boost::json::parse(test::read_file(dir / "s.jsonl")).as_object();
   EXPECT_EQ(line.at("reason").as_string(), "rejected: 413 Payload Too Large");
@@ -508,7 +533,7 @@ TEST_F(WorkerTest, DeadLetterWriteFailureIsCountedAndSurvived) {
   sink->then({failed("rejected: 400")});
   worker->start();
   ASSERT_TRUE(run_until(ctx, [&] { return worker->stats().sent == 1; }));
-  EXPECT_EQ(failed_count("dead_letter"), 1);
+  EXPECT_EQ(sm.write_errors("dead_letter").Value(), 1);
   EXPECT_EQ(worker->stats().dead_lettered, 1u);
   EXPECT_EQ(delivered_in_order(), seq({1, 2}));
 }
@@ -522,7 +547,7 @@ TEST_F(WorkerTest, SinkExceptionIsRetried) {
   ASSERT_TRUE(run_until(ctx, [&] { return worker->stats().sent == 1; }));
   EXPECT_EQ(delivered_in_order(), seq({1, 1}));
   EXPECT_EQ(worker->stats().last_error, "exception: boom");
-  EXPECT_EQ(failed_count("exception"), 1);
+  EXPECT_EQ(attempts_failed("exception"), 1);
 }
 
 TEST_F(WorkerTest, DropNewestWhenFull) {
@@ -533,7 +558,7 @@ TEST_F(WorkerTest, DropNewestWhenFull) {
     EXPECT_EQ(offer(i), SinkWorker::Accept::queued);
   EXPECT_EQ(offer(3), SinkWorker::Accept::dropped);
   EXPECT_EQ(offer(4), SinkWorker::Accept::dropped);
-  EXPECT_EQ(failed_count("dropped_full"), 2);
+  EXPECT_EQ(events_failed("dropped_full"), 2);
   EXPECT_EQ(worker->stats().dropped, 2u);
   EXPECT_EQ(worker->stats().failed, 2u);
   EXPECT_EQ(worker->stats().queued_events, 3u);
@@ -548,7 +573,7 @@ TEST_F(WorkerTest, DropOldestWhenFull) {
   make(10);
   for (int i = 0; i < 5; ++i)
     EXPECT_EQ(offer(i), SinkWorker::Accept::queued);
-  EXPECT_EQ(failed_count("dropped_full"), 2);
+  EXPECT_EQ(events_failed("dropped_full"), 2);
   EXPECT_EQ(worker->stats().queued_events, 3u);
   EXPECT_EQ(sm.queue_events->Value(), 3);
   worker->start();
@@ -567,7 +592,7 @@ TEST_F(WorkerTest, DropOldestNeverEvictsWhatTheSinkHolds) {
   EXPECT_EQ(offer(1), SinkWorker::Accept::queued);
   EXPECT_EQ(offer(2), SinkWorker::Accept::queued);  // evicts 1, not the in-flight 0
   EXPECT_EQ(offer(3), SinkWorker::Accept::queued);  // evicts 2
-  EXPECT_EQ(failed_count("dropped_full"), 2);
+  EXPECT_EQ(events_failed("dropped_full"), 2);
   sink->release();
   ASSERT_TRUE(run_until(ctx, [&] { return worker->stats().sent == 2; }));
   EXPECT_EQ(delivered_in_order(), seq({0, 3}));
@@ -582,7 +607,7 @@ TEST_F(WorkerTest, DropOldestDropsTheNewOneWhenOnlyInFlightRecordsAreLeft) {
   worker->start();
   ASSERT_TRUE(run_until(ctx, [&] { return sink->in_flight; }));
   EXPECT_EQ(offer(1), SinkWorker::Accept::dropped);
-  EXPECT_EQ(failed_count("dropped_full"), 1);
+  EXPECT_EQ(events_failed("dropped_full"), 1);
   sink->release();
   ASSERT_TRUE(run_until(ctx, [&] { return worker->stats().sent == 1; }));
   EXPECT_EQ(delivered_in_order(), seq({0}));
@@ -597,7 +622,7 @@ TEST_F(WorkerTest, BlockRefusesUntilThereIsSpace) {
   EXPECT_EQ(offer(2), SinkWorker::Accept::full);
   EXPECT_EQ(worker->stats().queued_events, 2u);  // nothing queued, nothing counted
   EXPECT_EQ(worker->stats().failed, 0u);
-  EXPECT_EQ(failed_count("dropped_full"), 0);
+  EXPECT_EQ(events_failed("dropped_full"), 0);
 
   bool woke = false;
   asio::co_spawn(
@@ -646,7 +671,7 @@ TEST_F(WorkerTest, StopDrainsWithinTheDeadlineThenClosesAndRefuses) {
   EXPECT_EQ(worker->stats().queued_events, 0u);
   EXPECT_EQ(sink->closed, 1);
   EXPECT_EQ(offer(9), SinkWorker::Accept::dropped);
-  EXPECT_EQ(failed_count("stopped"), 1);
+  EXPECT_EQ(events_failed("stopped"), 1);
   ASSERT_TRUE(run_co(ctx, worker->stop(std::chrono::steady_clock::now())));  // idempotent
   EXPECT_EQ(sink->closed, 1);
 }
