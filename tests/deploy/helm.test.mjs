@@ -247,6 +247,8 @@ test("admin TLS and token: HTTPS probes, a ServiceMonitor that authenticates, an
     assert.equal(container[probe].httpGet.httpHeaders, undefined, "/healthz and /readyz need no token");
   }
   const endpoint = objects.find((o) => o.kind === "ServiceMonitor").spec.endpoints[0];
+  // The alert rules select job="sluice", whatever the release is called.
+  assert.deepEqual(endpoint.relabelings, [{ targetLabel: "job", replacement: "sluice" }]);
   assert.equal(endpoint.scheme, "https");
   assert.deepEqual(endpoint.tlsConfig, { insecureSkipVerify: true });
   assert.deepEqual(endpoint.authorization, { type: "Bearer", credentials: { name: "sluice", key: "admin-token" } });
