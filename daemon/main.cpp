@@ -89,7 +89,11 @@ int run_replay(const sluice::Options& options, const sluice::config::Config& con
   const auto totals = tools::run_replay(config, replay);
   if (!totals)
     return kExitUsage;
-  return totals->failed > 0 ? kExitUndelivered : kExitOk;
+  if (totals->not_written)
+    return kExitRuntime;
+  if (replay.dry_run)
+    return kExitOk;
+  return totals->failed + totals->unreadable > 0 ? kExitUndelivered : kExitOk;
 }
 
 int run(int argc, char** argv) {

@@ -495,20 +495,21 @@ Routing route_offline(const config::Config& config, const Router& router, const 
   return out;
 }
 
-EventPtr event_from_data(std::string_view data, std::string& error) {
+EventPtr event_from_data(std::string_view data, std::string& error,
+                         std::optional<std::chrono::system_clock::time_point> received) {
   upstream::FrameDecoder decoder;
   std::string frame = "{\"type\":\"event\",\"data\":";
   frame += data;
   frame += '}';
   auto decoded = decoder.decode(std::move(frame), false, std::chrono::steady_clock::now(),
-                                std::chrono::system_clock::now());
+                                received.value_or(std::chrono::system_clock::now()));
   if (decoded.kind != upstream::FrameKind::event) {
     error = decoded.invalid_reason == "json"
                 ? "not valid JSON"
                 : "not a realtime event's data (it needs events, channels, timestamp and payload)";
     return nullptr;
   }
-  if (decoded.timestamp_fallback) {
+  if (decoded.timestamp_fallback && !received) {
     error = "its timestamp is missing or malformed";
     return nullptr;
   }
