@@ -122,14 +122,16 @@ void Linter::kafka_durability(const config::SinkConfig& sink) {
     return;
   for (const auto& [name, value] : sink.settings_as<sinks::KafkaSinkConfig>().properties) {
     const std::vector<Step> at = {"sinks", sink.name, "properties", name};
-    if ((name == "acks" || name == "request.required.acks") && value != "all" && value != "-1") {
-      warn(at, name + "=" + value +
+    // Each property alone, read as librdkafka reads it ("ALL", "-1", "F", "0", …).
+    const auto durability = sinks::kafka_durability({{name, value}});
+    const auto set = name + "=" + (secret(at) ? node_at(at).first.Scalar() : value);
+    if (!durability.acks_all) {
+      warn(at, set +
                    " overrides acks=all: a record the broker acknowledged can be lost when its "
                    "leader fails, after sluice counted it as delivered");
     }
-    if (name == "enable.idempotence" && value == "false") {
-      warn(at, "enable.idempotence=false: a retried batch can be written twice or out of order");
-    }
+    if (!durability.idempotence)
+      warn(at, set + ": a retried batch can be written twice or out of order");
   }
 }
 
