@@ -146,6 +146,8 @@ struct FieldExpect {
 struct SinkExpect {
   std::string name;
   std::vector<FieldExpect> fields;
+  config::Location location;
+  std::string path;
 };
 
 struct Expect {
@@ -212,7 +214,10 @@ bool read_expect(Reader& r, const config::Config& config, const Field& f, Expect
       if (auto names = r.string_list(*sinks, "sink names")) {
         for (std::size_t i = 0; i < names->size(); ++i) {
           if (known_sink(sinks->value[i], config::index_path(sinks->path, i)))
-            list.push_back({(*names)[i], {}});
+            list.push_back({(*names)[i],
+                            {},
+                            location_of(r, sinks->value[i].Mark()),
+                            config::index_path(sinks->path, i)});
         }
       }
     } else {
@@ -220,7 +225,7 @@ bool read_expect(Reader& r, const config::Config& config, const Field& f, Expect
       for (const auto& s : by_name.fields()) {
         if (!known_sink(s.key, s.path))
           continue;
-        SinkExpect expect{s.key.Scalar(), {}};
+        SinkExpect expect{s.key.Scalar(), {}, location_of(r, s.key.Mark()), s.path};
         if (!s.value.IsNull()) {
           const MapView targets(r, s.value, s.key.Mark(), s.path);
           targets.check_keys(target_fields(config.find_sink(expect.name)->type_name()));
@@ -369,6 +374,10 @@ void compare(const Expect& expect, const Routing& actual, CaseResult& result) {
                                 [&](const Delivery& x) { return x.sink == s.name; });
     if (d == actual.sinks.end())
       continue;  // reported with the list of sinks
+    if (!d->dead_letter.empty()) {
+      result.mismatches.push_back(
+          {s.location, s.path, "delivered", "would be dead-lettered: " + d->dead_letter});
+    }
     for (const auto& f : s.fields) {
       const auto value = actual_field(*d, f.field);
       if (value != f.value)
@@ -452,6 +461,16 @@ std::string case_name(const std::string& first_event, const std::string& id) {
   return first_event + " " + id.substr(0, 8);
 }
 
+// Test cases and their report are printed: `${…}` in them is refused rather than resolved, so
+// no secret reaches the output (and no relative `${file:…}` is read from the wrong directory).
+config::InterpolationEnv test_case_env() {
+  config::InterpolationEnv env;
+  env.refused =
+      "test cases are printed, so they hold no secrets; write the value itself (a secret "
+      "webhook URL as the report shows it, e.g. https://hooks.example.com/…)";
+  return env;
+}
+
 }  // namespace
 
 std::size_t TestRun::failed() const {
@@ -480,13 +499,16 @@ Routing route_offline(const config::Config& config, const Router& router, const 
     if (type == sinks::KafkaSinkConfig::kType) {
       const auto& kafka = sink.settings_as<sinks::KafkaSinkConfig>();
       d.topic = kafka.topic.render(event, context);
+      d.dead_letter = sinks::check_rendered_topic(d.topic);
       if (kafka.key) {
         // As the Kafka sink does: an empty key is a null key.
         if (auto key = kafka.key->render(event, context); !key.empty())
           d.key = std::move(key);
       }
     } else if (type == sinks::FileSinkConfig::kType) {
-      d.path = sink.settings_as<sinks::FileSinkConfig>().path.render(event, context);
+      const auto& file = sink.settings_as<sinks::FileSinkConfig>();
+      d.path = file.path.render(event, context);
+      d.dead_letter = sinks::check_rendered_path(file, d.path);
     } else {
       d.url = sink.settings_as<sinks::WebhookSinkConfig>().url;
     }
@@ -518,7 +540,7 @@ EventPtr event_from_data(std::string_view data, std::string& error,
 
 TestRun run_tests(const config::Config& config) {
   TestRun run;
-  Reader config_reader(config.path, {});
+  Reader config_reader(config.path, test_case_env());
   YAML::Node root;
   try {
     root = YAML::LoadFile(config.path);
@@ -533,7 +555,7 @@ TestRun run_tests(const config::Config& config) {
   if (!source)
     return run;
 
-  Reader r(source->file, {});
+  Reader r(source->file, test_case_env());
   const Router router(config);
   const auto hidden = secret_urls(config.path);
   const std::vector<std::string> keys = {"name",          "event",    "params",

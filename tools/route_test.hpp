@@ -25,6 +25,7 @@ struct Delivery {
   std::optional<std::string> key;  // kafka; unset: no key (an empty rendering is a null key)
   std::string url;                 // webhook
   std::string path;                // file
+  std::string dead_letter;         // why the sink would dead-letter the record; empty: it would not
 };
 
 struct Routing {

@@ -138,6 +138,10 @@ KafkaDurability kafka_durability(const std::map<std::string, std::string>& prope
           conf_value(conf.get(), "enable.idempotence") == "true"};
 }
 
+std::string check_rendered_topic(std::string_view topic) {
+  return topic.empty() ? "topic: renders empty" : "";
+}
+
 std::string_view compression_name(KafkaSinkConfig::Compression compression) {
   static constexpr std::string_view kNames[] = {"none", "gzip", "snappy", "lz4", "zstd"};
   return kNames[static_cast<int>(compression)];

@@ -38,6 +38,10 @@ struct KafkaDurability {
 };
 KafkaDurability kafka_durability(const std::map<std::string, std::string>& properties);
 
+// Why the Kafka sink dead-letters a record whose topic renders as `topic` (its own check, shared
+// with `sluice test`); empty when it sends the record.
+std::string check_rendered_topic(std::string_view topic);
+
 // librdkafka's name of a compression codec.
 std::string_view compression_name(KafkaSinkConfig::Compression compression);
 
