@@ -126,6 +126,8 @@ int run(int argc, char** argv) {
   if (options.command == Command::replay)
     return run_replay(options, *loaded.config);
   if (options.check_config) {
+    // The lint checks what would run, --admin-listen included.
+    apply_overrides(options, *loaded.config);
     const auto warnings = tools::lint(*loaded.config);
     for (const auto& warning : warnings)
       std::cerr << warning.format() << '\n';

@@ -232,6 +232,18 @@ class ToolsTest(IntegrationTest):
         self.assertIn(f"cannot write {nowhere}: ", lost.stderr)
         self.assertEqual(len(read_lines(dead)), 2, "the input file is only read")
 
+    def test_lint_checks_the_admin_address_given_on_the_command_line(self):
+        path = os.path.join(self.dir, "admin.yaml")
+        with open(path, "w") as f:
+            f.write(config("http://127.0.0.1:1/v1", "http://127.0.0.1:1/hook", "/tmp/dead.jsonl")
+                    + "admin: {listen: 127.0.0.1:0}\n")
+        quiet = self.sluice("--check-config", "--config", path, "--strict")
+        self.assertNotIn("admin server", quiet.stderr)
+        public = self.sluice("--check-config", "--config", path, "--strict",
+                             "--admin-listen", "0.0.0.0:0")
+        self.assertEqual(public.returncode, 1, public.stdout + public.stderr)
+        self.assertIn('the admin server listens on "0.0.0.0" without a token', public.stderr)
+
     def test_replay_to_kafka_with_another_sink(self):
         dead, lines = self.dead_letters(2)
         with kafka.start(BROKER_BIN, brokers=1, partitions=1,

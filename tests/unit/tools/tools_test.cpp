@@ -10,6 +10,7 @@
 #include "core/utc.hpp"
 #include "sinks/dead_letter.hpp"
 #include "sinks/sink_types.hpp"
+#include "tools/lint.hpp"
 #include "tools/replay.hpp"
 #include "tools/route_test.hpp"
 
@@ -112,6 +113,21 @@ TEST(DeadLetterFile, AppendsWholeLinesAfterATornLine) {
   const std::string text{std::istreambuf_iterator<char>(in), {}};
   EXPECT_EQ(text, "{\"a\":1}\n{\"torn\n{\"b\":2}\n{\"c\":3}\n");
   std::remove(path.c_str());
+}
+
+TEST(Lint, AnAdminServerOnLoopbackNeedsNoToken) {
+  const auto lint_admin = [](const std::string& listen) {
+    const auto config = load("  w: {type: webhook, url: \"https://h.example/x\"}\n",
+                             "  - {name: all, channels: [rows], sinks: [w]}\n"
+                             "admin: {listen: \"" +
+                                 listen + "\"}\n");
+    return lint(config).size();
+  };
+  EXPECT_EQ(lint_admin("127.0.0.1:0"), 0u);
+  EXPECT_EQ(lint_admin("[::1]:0"), 0u);
+  EXPECT_EQ(lint_admin("[::ffff:127.0.0.1]:0"), 0u);
+  EXPECT_EQ(lint_admin("0.0.0.0:0"), 1u);
+  EXPECT_EQ(lint_admin("[::ffff:10.0.0.1]:0"), 1u);
 }
 
 TEST(Replay, FiltersByReasonAndAHalfOpenTimeWindow) {
