@@ -16,6 +16,7 @@
 #include "sinks/file/file_config.hpp"
 #include "sinks/kafka/kafka_config.hpp"
 #include "sinks/webhook/webhook_config.hpp"
+#include "tools/replay.hpp"
 
 namespace sluice::tools {
 
@@ -633,11 +634,10 @@ std::optional<std::string> capture_cases(const config::Config& config, std::istr
     if (line.find_first_not_of(" \t\r") == std::string::npos)
       continue;
     const std::string at = name + ":" + std::to_string(number) + ": ";
-    const JsonBytes bytes{line.data(), line.size(), line.size()};
     // A dead-letter line holds the record under `record`; a file sink's line is the record.
-    const auto record = json_lookup(bytes, "record");
-    std::string data = record.type == JsonValue::Type::object ? record.text : line;
     std::string why;
+    const auto dead_letter = parse_dead_letter_line(line, why);
+    const std::string data = dead_letter ? dead_letter->record : line;
     const auto event = event_from_data(data, why);
     if (!event) {
       error = at + "the record is " + why;
