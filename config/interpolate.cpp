@@ -122,6 +122,11 @@ bool interpolate(std::string_view text, const InterpolationEnv& env, Interpolate
       return false;
     }
     const auto source = text.substr(i, close + 1 - i);
+    if (env.refused) {
+      error = std::string(source) + " is not resolved here: " + *env.refused +
+              " (write $${ for a literal ${)";
+      return false;
+    }
     const auto body = text.substr(i + 2, close - i - 2);
     const auto colon = body.find(':');
     if (colon == std::string_view::npos) {

@@ -20,6 +20,9 @@ struct InterpolationEnv {
   std::string base_dir = ".";
   // Environment lookup; empty function: the process environment (getenv).
   std::function<std::optional<std::string>(const std::string&)> getenv;
+  // Set where `${…}` must not be resolved (route test cases, whose text is printed): each one
+  // is then an error saying so, with this reason.
+  std::optional<std::string> refused;
 };
 
 struct Interpolated {

@@ -200,8 +200,9 @@ Exit codes:
   0  clean stop (or, with --check-config, a valid configuration; with test, every case passed)
   1  invalid configuration (with test: a case failed or could not run)
   2  usage error
-  3  fatal runtime error
-  4  stopped with records undelivered (with replay: some failed again)
+  3  fatal runtime error (with replay: FILE.failed could not be written, keep FILE)
+  4  stopped with records undelivered (with replay: some failed again or could not be
+     replayed; they are in FILE.failed)
 
 Signals: SIGTERM and SIGINT drain and stop; SIGHUP reloads the configuration.
 )";

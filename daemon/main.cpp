@@ -90,7 +90,11 @@ int run_replay(const sluice::Options& options, const sluice::config::Config& con
   const auto totals = tools::run_replay(config, replay);
   if (!totals)
     return kExitUsage;
-  return totals->failed > 0 ? kExitUndelivered : kExitOk;
+  if (totals->not_written)
+    return kExitRuntime;
+  if (replay.dry_run)
+    return kExitOk;
+  return totals->failed + totals->unreadable > 0 ? kExitUndelivered : kExitOk;
 }
 
 int run(int argc, char** argv) {
@@ -123,6 +127,8 @@ int run(int argc, char** argv) {
   if (options.command == Command::replay)
     return run_replay(options, *loaded.config);
   if (options.check_config) {
+    // The lint checks what would run, --admin-listen included.
+    apply_overrides(options, *loaded.config);
     const auto warnings = tools::lint(*loaded.config);
     for (const auto& warning : warnings)
       std::cerr << warning.format() << '\n';

@@ -49,6 +49,36 @@ void DeadLetterFile::append_line(std::string& out, const DeadLetter& entry, std:
   out += "}\n";
 }
 
+std::error_code DeadLetterFile::append_durably(const std::string& path, std::string_view lines) {
+  if (auto ec = posix::create_parent_directories(path))
+    return ec;
+  const int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0)
+    return {errno, std::generic_category()};
+  struct stat st {};
+  std::error_code ec;
+  if (::fstat(fd, &st) != 0)
+    ec = {errno, std::generic_category()};
+  std::string torn;
+  if (!ec && st.st_size > 0) {
+    char last = '\n';
+    if (::pread(fd, &last, 1, st.st_size - 1) != 1)
+      ec = {errno, std::generic_category()};
+    else if (last != '\n')
+      torn = "\n";
+  }
+  if (!ec) {
+    ec = torn.empty()
+             ? posix::append_all(fd, lines, static_cast<std::uint64_t>(st.st_size))
+             : posix::append_all(fd, torn.append(lines), static_cast<std::uint64_t>(st.st_size));
+  }
+  // A dead letter is the last copy of the record: make it durable before anyone lets go of it.
+  if (!ec && ::fsync(fd) != 0 && errno != EINVAL)
+    ec = {errno, std::generic_category()};
+  ::close(fd);
+  return ec;
+}
+
 boost::asio::awaitable<std::error_code> DeadLetterFile::write(
     std::span<const DeadLetter> entries, std::chrono::system_clock::time_point now) {
   if (!enabled() || entries.empty())
@@ -59,23 +89,7 @@ boost::asio::awaitable<std::error_code> DeadLetterFile::write(
 
   try {
     auto job = [path = path_, buffer = std::move(buffer)]() -> std::error_code {
-      if (auto ec = posix::create_parent_directories(path))
-        return ec;
-      const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-      if (fd < 0)
-        return {errno, std::generic_category()};
-      struct stat st {};
-      std::error_code ec;
-      if (::fstat(fd, &st) != 0)
-        ec = {errno, std::generic_category()};
-      if (!ec)
-        ec = posix::append_all(fd, buffer, static_cast<std::uint64_t>(st.st_size));
-      // A dead letter is the last copy of the record: make it durable before the queue lets
-      // go of it.
-      if (!ec && ::fsync(fd) != 0 && errno != EINVAL)
-        ec = {errno, std::generic_category()};
-      ::close(fd);
-      return ec;
+      return append_durably(path, buffer);
     };
     co_return co_await pool_.run(std::move(job));
   } catch (const std::exception&) {

@@ -41,8 +41,14 @@ class DeadLetterFile {
   static void append_line(std::string& out, const DeadLetter& entry, std::string_view sink,
                           std::chrono::system_clock::time_point now);
 
-  // Appends one line per entry in a single write, creating the directories first. Never
-  // throws: an error is returned for the caller to log and count.
+  // Appends `lines` (whole lines, each ending in '\n') to the dead-letter file at `path` in one
+  // write, creating the directories first, and makes them durable: they are the last copy. When
+  // the file ends in a torn line (a crash mid-write, an editor), starts with '\n' so no record
+  // is glued onto it. Blocking: run it on the BlockingPool, or on a tool's own thread.
+  static std::error_code append_durably(const std::string& path, std::string_view lines);
+
+  // Appends one line per entry in a single write (append_durably on the pool). Never throws:
+  // an error is returned for the caller to log and count.
   boost::asio::awaitable<std::error_code> write(std::span<const DeadLetter> entries,
                                                 std::chrono::system_clock::time_point now);
 

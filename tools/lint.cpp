@@ -3,6 +3,8 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <boost/asio/ip/address.hpp>
+
 #include <algorithm>
 #include <filesystem>
 #include <set>
@@ -122,14 +124,16 @@ void Linter::kafka_durability(const config::SinkConfig& sink) {
     return;
   for (const auto& [name, value] : sink.settings_as<sinks::KafkaSinkConfig>().properties) {
     const std::vector<Step> at = {"sinks", sink.name, "properties", name};
-    if ((name == "acks" || name == "request.required.acks") && value != "all" && value != "-1") {
-      warn(at, name + "=" + value +
+    // Each property alone, read as librdkafka reads it ("ALL", "-1", "F", "0", …).
+    const auto durability = sinks::kafka_durability({{name, value}});
+    const auto set = name + "=" + (secret(at) ? node_at(at).first.Scalar() : value);
+    if (!durability.acks_all) {
+      warn(at, set +
                    " overrides acks=all: a record the broker acknowledged can be lost when its "
                    "leader fails, after sluice counted it as delivered");
     }
-    if (name == "enable.idempotence" && value == "false") {
-      warn(at, "enable.idempotence=false: a retried batch can be written twice or out of order");
-    }
+    if (!durability.idempotence)
+      warn(at, set + ": a retried batch can be written twice or out of order");
   }
 }
 
@@ -195,10 +199,23 @@ void Linter::paths(const config::SinkConfig& sink) {
   }
 }
 
+// Whether `host` reaches only this machine: localhost, 127.0.0.0/8, ::1, or 127.x mapped into
+// IPv6 (::ffff:127.0.0.1).
+bool loopback_host(const std::string& host) {
+  if (host == "localhost")
+    return true;
+  boost::system::error_code ec;
+  auto address = boost::asio::ip::make_address(host, ec);
+  if (ec)
+    return false;
+  if (address.is_v6() && address.to_v6().is_v4_mapped())
+    address = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6());
+  return address.is_loopback();
+}
+
 void Linter::admin() {
   const auto& host = config_.admin.host;
-  const bool loopback = host == "localhost" || host == "::1" || host.starts_with("127.");
-  if (loopback || !config_.admin.token.empty())
+  if (loopback_host(host) || !config_.admin.token.empty())
     return;
   const std::vector<Step> at = {"admin", "listen"};
   warn(at, "the admin server listens on " + shown(at, host) +

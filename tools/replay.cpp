@@ -50,6 +50,7 @@ struct Run {
   std::vector<Item> items;
   std::vector<sinks::DeadLetter> failed;
   std::vector<std::string> failed_sink;  // the sink each failed entry names
+  std::string unreadable;                // the lines that cannot be replayed, as they were read
   ReplayTotals totals;
   std::size_t done = 0;
 
@@ -184,27 +185,14 @@ asio::awaitable<void> deliver_all(Run& run, sinks::BlockingPool& pool) {
   }
 }
 
-// Appends the failed entries to `path` in one write, made durable: they are the last copy.
+// Appends the lines that cannot be replayed and the failed entries to `path` in one durable
+// write, as the daemon writes its dead letters: they are the last copy.
 std::error_code write_failed(const Run& run, const std::string& path) {
-  std::string buffer;
+  std::string buffer = run.unreadable;
   const auto now = std::chrono::system_clock::now();
   for (std::size_t i = 0; i < run.failed.size(); ++i)
     sinks::DeadLetterFile::append_line(buffer, run.failed[i], run.failed_sink[i], now);
-  if (auto ec = sinks::posix::create_parent_directories(path))
-    return ec;
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-  if (fd < 0)
-    return {errno, std::generic_category()};
-  struct stat st {};
-  std::error_code ec;
-  if (::fstat(fd, &st) != 0)
-    ec = {errno, std::generic_category()};
-  if (!ec)
-    ec = sinks::posix::append_all(fd, buffer, static_cast<std::uint64_t>(st.st_size));
-  if (!ec && ::fsync(fd) != 0 && errno != EINVAL)
-    ec = {errno, std::generic_category()};
-  ::close(fd);
-  return ec;
+  return sinks::DeadLetterFile::append_durably(path, buffer);
 }
 
 }  // namespace
@@ -238,6 +226,10 @@ std::optional<DeadLetterLine> parse_dead_letter_line(std::string_view line, std:
     return std::nullopt;
   }
   out.time = *parsed;
+  const auto first = field("first_attempt");
+  const auto first_parsed =
+      first.type == JsonValue::Type::string ? upstream::parse_timestamp(first.text) : std::nullopt;
+  out.first_attempt = first_parsed.value_or(out.time);
   return out;
 }
 
@@ -258,16 +250,34 @@ std::optional<UtcTime> parse_time(std::string_view text) {
 }
 
 std::optional<ReplayTotals> run_replay(const config::Config& config, const ReplayOptions& options) {
-  errno = 0;
-  std::ifstream in(options.file, std::ios::binary);
-  if (!in) {
+  const std::string failed_path =
+      options.failed.empty() ? options.file + ".failed" : options.failed;
+  const auto cannot_read = [&options](int err) {
     std::cerr << "sluice: cannot read " << options.file << ": "
-              << (errno != 0 ? std::strerror(errno) : "cannot open") << '\n';
+              << (err != 0 ? std::strerror(err) : "cannot open") << "; nothing was sent\n";
+    return std::nullopt;
+  };
+  struct stat input {};
+  if (::stat(options.file.c_str(), &input) != 0)
+    return cannot_read(errno);
+  if (S_ISDIR(input.st_mode))
+    return cannot_read(EISDIR);
+  // Appending to the file being read would replay the new lines again, and a rerun would send
+  // every record twice.
+  if (struct stat out{}; ::stat(failed_path.c_str(), &out) == 0 && out.st_dev == input.st_dev &&
+                         out.st_ino == input.st_ino) {
+    std::cerr << "sluice: --failed-to " << failed_path << " is " << options.file
+              << " itself; name another file\n";
     return std::nullopt;
   }
-  Run run{config, options, {}, {}, {}, {}, 0};
+  errno = 0;
+  std::ifstream in(options.file, std::ios::binary);
+  if (!in)
+    return cannot_read(errno);
+  Run run{config, options, {}, {}, {}, {}, {}, 0};
   std::string text;
-  for (std::size_t number = 1; std::getline(in, text); ++number) {
+  std::size_t number = 1;
+  for (; std::getline(in, text); ++number) {
     if (text.find_first_not_of(" \t\r") == std::string::npos)
       continue;
     const auto at = options.file + ":" + std::to_string(number) + ": ";
@@ -275,9 +285,13 @@ std::optional<ReplayTotals> run_replay(const config::Config& config, const Repla
     auto entry = parse_dead_letter_line(text, error);
     EventPtr event;
     if (entry)
-      event = event_from_data(entry->record, error);
+      event = event_from_data(entry->record, error, entry->first_attempt);
     if (!event) {
-      std::cerr << at << (entry ? "the record is " : "") << error << " (left out)\n";
+      std::cerr << at << (entry ? "the record is " : "") << error
+                << (options.dry_run ? " (would be copied to " : " (copied to ") << failed_path
+                << " as it is)\n";
+      run.unreadable += text;
+      run.unreadable += '\n';
       ++run.totals.unreadable;
       continue;
     }
@@ -289,8 +303,12 @@ std::optional<ReplayTotals> run_replay(const config::Config& config, const Repla
     run.items.push_back({number, std::move(*entry), std::move(event), sink});
     ++run.totals.selected;
   }
-  const std::string failed_path =
-      options.failed.empty() ? options.file + ".failed" : options.failed;
+  // A read error ends getline() like the end of the file does: tell them apart.
+  if (in.bad()) {
+    std::cerr << "sluice: cannot read " << options.file << " after line " << number - 1 << ": "
+              << (errno != 0 ? std::strerror(errno) : "read error") << "; nothing was sent\n";
+    return std::nullopt;
+  }
 
   if (options.dry_run) {
     for (const auto& item : run.items) {
@@ -316,17 +334,23 @@ std::optional<ReplayTotals> run_replay(const config::Config& config, const Repla
   }
   if (options.progress && run.totals.selected > 0)
     std::cerr << '\n';
-  if (!run.failed.empty()) {
+  if (!run.failed.empty() || !run.unreadable.empty()) {
     if (const auto ec = write_failed(run, failed_path)) {
       // The input file still holds every record: nothing is lost, but say so loudly.
       std::cerr << "sluice: cannot write " << failed_path << ": " << sinks::posix::error_text(ec)
-                << "; the records that failed again are still in " << options.file << '\n';
+                << "; the records that failed again are only in " << options.file << ": keep it\n";
+      run.totals.not_written = true;
     }
   }
+  const auto kept = run.totals.failed + run.totals.unreadable;
   std::cout << "replayed " << run.totals.selected << " of the records in " << options.file << ": "
             << run.totals.delivered << " delivered, " << run.totals.failed << " failed again";
-  if (run.totals.failed > 0)
-    std::cout << " (written to " << failed_path << ")";
+  if (kept > 0) {
+    if (run.totals.not_written)
+      std::cout << " (kept only in " << options.file << ", see above)";
+    else
+      std::cout << " (written to " << failed_path << ")";
+  }
   std::cout << ", " << run.totals.skipped << " skipped by the filters, " << run.totals.unreadable
             << " unreadable\n";
   return run.totals;

@@ -23,7 +23,8 @@ struct DeadLetterLine {
   std::string route;
   std::string reason;
   UtcTime time{};
-  std::string record;  // the record's bytes, as written
+  UtcTime first_attempt{};  // `first_attempt`, or `time` when the line has none
+  std::string record;       // the record's bytes, as written
 };
 
 // Parses one line; nullopt with `error` set when it is not a dead-letter record.
@@ -52,11 +53,14 @@ struct ReplayTotals {
   std::size_t delivered = 0;
   std::size_t failed = 0;      // failed again, written to the new dead-letter file
   std::size_t skipped = 0;     // not selected by the filters
-  std::size_t unreadable = 0;  // lines that are not dead-letter records (left in the input)
+  std::size_t unreadable = 0;  // lines that cannot be replayed, copied as they are to the new file
+  bool not_written = false;    // the new dead-letter file could not be written
 };
 
 // Runs the replay, prints the summary on stdout and problems on stderr; returns the totals, or
-// nullopt when it could not start (the file cannot be read; an error is printed).
+// nullopt when nothing was sent because the input cannot be read (it cannot be opened, is a
+// directory, or a read failed) or the new dead-letter file is the input itself (an error is
+// printed).
 std::optional<ReplayTotals> run_replay(const config::Config& config, const ReplayOptions& options);
 
 }  // namespace sluice::tools

@@ -17,6 +17,7 @@
 #include "sinks/file/file_config.hpp"
 #include "sinks/kafka/kafka_config.hpp"
 #include "sinks/webhook/webhook_config.hpp"
+#include "tools/replay.hpp"
 
 namespace sluice::tools {
 
@@ -147,6 +148,8 @@ struct FieldExpect {
 struct SinkExpect {
   std::string name;
   std::vector<FieldExpect> fields;
+  config::Location location;
+  std::string path;
 };
 
 struct Expect {
@@ -213,7 +216,10 @@ bool read_expect(Reader& r, const config::Config& config, const Field& f, Expect
       if (auto names = r.string_list(*sinks, "sink names")) {
         for (std::size_t i = 0; i < names->size(); ++i) {
           if (known_sink(sinks->value[i], config::index_path(sinks->path, i)))
-            list.push_back({(*names)[i], {}});
+            list.push_back({(*names)[i],
+                            {},
+                            location_of(r, sinks->value[i].Mark()),
+                            config::index_path(sinks->path, i)});
         }
       }
     } else {
@@ -221,7 +227,7 @@ bool read_expect(Reader& r, const config::Config& config, const Field& f, Expect
       for (const auto& s : by_name.fields()) {
         if (!known_sink(s.key, s.path))
           continue;
-        SinkExpect expect{s.key.Scalar(), {}};
+        SinkExpect expect{s.key.Scalar(), {}, location_of(r, s.key.Mark()), s.path};
         if (!s.value.IsNull()) {
           const MapView targets(r, s.value, s.key.Mark(), s.path);
           targets.check_keys(target_fields(config.find_sink(expect.name)->type_name()));
@@ -374,6 +380,10 @@ void compare(const Expect& expect, const Routing& actual, CaseResult& result) {
                                 [&](const Delivery& x) { return x.sink == s.name; });
     if (d == actual.sinks.end())
       continue;  // reported with the list of sinks
+    if (!d->dead_letter.empty()) {
+      result.mismatches.push_back(
+          {s.location, s.path, "delivered", "would be dead-lettered: " + d->dead_letter});
+    }
     for (const auto& f : s.fields) {
       const auto value = actual_field(*d, f.field);
       if (value != f.value)
@@ -457,6 +467,16 @@ std::string case_name(const std::string& first_event, const std::string& id) {
   return first_event + " " + id.substr(0, 8);
 }
 
+// Test cases and their report are printed: `${…}` in them is refused rather than resolved, so
+// no secret reaches the output (and no relative `${file:…}` is read from the wrong directory).
+config::InterpolationEnv test_case_env() {
+  config::InterpolationEnv env;
+  env.refused =
+      "test cases are printed, so they hold no secrets; write the value itself (a secret "
+      "webhook URL as the report shows it, e.g. https://hooks.example.com/…)";
+  return env;
+}
+
 }  // namespace
 
 std::size_t TestRun::failed() const {
@@ -485,13 +505,16 @@ Routing route_offline(const config::Config& config, const Router& router, const 
     if (type == sinks::KafkaSinkConfig::kType) {
       const auto& kafka = sink.settings_as<sinks::KafkaSinkConfig>();
       d.topic = kafka.topic.render(event, context);
+      d.dead_letter = sinks::check_rendered_topic(d.topic);
       if (kafka.key) {
         // As the Kafka sink does: an empty key is a null key.
         if (auto key = kafka.key->render(event, context); !key.empty())
           d.key = std::move(key);
       }
     } else if (type == sinks::FileSinkConfig::kType) {
-      d.path = sink.settings_as<sinks::FileSinkConfig>().path.render(event, context);
+      const auto& file = sink.settings_as<sinks::FileSinkConfig>();
+      d.path = file.path.render(event, context);
+      d.dead_letter = sinks::check_rendered_path(file, d.path);
     } else {
       d.url = sink.settings_as<sinks::WebhookSinkConfig>().url;
     }
@@ -500,20 +523,21 @@ Routing route_offline(const config::Config& config, const Router& router, const 
   return out;
 }
 
-EventPtr event_from_data(std::string_view data, std::string& error) {
+EventPtr event_from_data(std::string_view data, std::string& error,
+                         std::optional<std::chrono::system_clock::time_point> received) {
   upstream::FrameDecoder decoder;
   std::string frame = "{\"type\":\"event\",\"data\":";
   frame += data;
   frame += '}';
   auto decoded = decoder.decode(std::move(frame), false, std::chrono::steady_clock::now(),
-                                std::chrono::system_clock::now());
+                                received.value_or(std::chrono::system_clock::now()));
   if (decoded.kind != upstream::FrameKind::event) {
     error = decoded.invalid_reason == "json"
                 ? "not valid JSON"
                 : "not a realtime event's data (it needs events, channels, timestamp and payload)";
     return nullptr;
   }
-  if (decoded.timestamp_fallback) {
+  if (decoded.timestamp_fallback && !received) {
     error = "its timestamp is missing or malformed";
     return nullptr;
   }
@@ -522,7 +546,7 @@ EventPtr event_from_data(std::string_view data, std::string& error) {
 
 TestRun run_tests(const config::Config& config) {
   TestRun run;
-  Reader config_reader(config.path, {});
+  Reader config_reader(config.path, test_case_env());
   YAML::Node root;
   try {
     root = YAML::LoadFile(config.path);
@@ -537,7 +561,7 @@ TestRun run_tests(const config::Config& config) {
   if (!source)
     return run;
 
-  Reader r(source->file, {});
+  Reader r(source->file, test_case_env());
   const Router router(config);
   const auto hidden = secret_urls(config.path);
   const std::vector<std::string> keys = {"name",          "event",    "params",
@@ -615,11 +639,10 @@ std::optional<std::string> capture_cases(const config::Config& config, std::istr
     if (line.find_first_not_of(" \t\r") == std::string::npos)
       continue;
     const std::string at = name + ":" + std::to_string(number) + ": ";
-    const JsonBytes bytes{line.data(), line.size(), line.size()};
     // A dead-letter line holds the record under `record`; a file sink's line is the record.
-    const auto record = json_lookup(bytes, "record");
-    std::string data = record.type == JsonValue::Type::object ? record.text : line;
     std::string why;
+    const auto dead_letter = parse_dead_letter_line(line, why);
+    const std::string data = dead_letter ? dead_letter->record : line;
     const auto event = event_from_data(data, why);
     if (!event) {
       error = at + "the record is " + why;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <istream>
 #include <optional>
 #include <string>
@@ -24,6 +25,7 @@ struct Delivery {
   std::optional<std::string> key;  // kafka; unset: no key (an empty rendering is a null key)
   std::string url;                 // webhook
   std::string path;                // file
+  std::string dead_letter;         // why the sink would dead-letter the record; empty: it would not
 };
 
 struct Routing {
@@ -35,8 +37,11 @@ struct Routing {
 Routing route_offline(const config::Config& config, const Router& router, const Event& event);
 
 // The event the daemon would build from a realtime message whose `data` object is `data`
-// (JSON text); nullptr with `error` set when the decoder refuses it.
-EventPtr event_from_data(std::string_view data, std::string& error);
+// (JSON text); nullptr with `error` set when the decoder refuses it. When its timestamp is
+// missing or malformed, the daemon stamps the event with the time it received it: `received`
+// stands for that time (a dead letter's first attempt); without it such data is refused.
+EventPtr event_from_data(std::string_view data, std::string& error,
+                         std::optional<std::chrono::system_clock::time_point> received = {});
 
 // One expectation a case did not meet, located at the expectation.
 struct Mismatch {

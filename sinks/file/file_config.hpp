@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "config/config.hpp"
@@ -28,5 +29,10 @@ struct FileSinkConfig {
 // cannot.
 std::unique_ptr<Sink> build_sink(const FileSinkConfig& settings, const config::SinkConfig& sink,
                                  SinkContext context, std::string& error);
+
+// Why the file sink dead-letters a record whose path renders as `path` (its own check, shared
+// with `sluice test`); empty when it writes the record. Only the template's own `..` are
+// allowed: event data may not add any.
+std::string check_rendered_path(const FileSinkConfig& config, std::string_view path);
 
 }  // namespace sluice::sinks

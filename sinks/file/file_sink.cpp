@@ -96,8 +96,7 @@ FileSink::FileSink(FileSinkConfig config, std::string project, BlockingPool& poo
     : config_(std::move(config)),
       project_(std::move(project)),
       pool_(pool),
-      options_(std::move(options)),
-      template_dotdot_(count_dotdot(config_.path.source())) {
+      options_(std::move(options)) {
   if (options_.max_batch == 0)
     options_.max_batch = 1;
   if (options_.max_open_files == 0)
@@ -122,15 +121,15 @@ FileSink::Stats FileSink::stats() const {
   return Stats{writes_.load(), fsyncs_.load(), rotations_.load(), open_files_.load()};
 }
 
-std::string FileSink::check_path(const std::string& path) const {
+std::string check_rendered_path(const FileSinkConfig& config, std::string_view path) {
   if (path.empty())
     return "path: renders empty";
   if (path.back() == '/')
-    return "path: renders as a directory: " + path;
-  if (path.find('\0') != std::string::npos)
+    return "path: renders as a directory: " + std::string(path);
+  if (path.find('\0') != std::string_view::npos)
     return "path: contains a NUL byte";
-  if (count_dotdot(path) > template_dotdot_)
-    return "path: event data adds '..': " + path;
+  if (count_dotdot(path) > count_dotdot(config.path.source()))
+    return "path: event data adds '..': " + std::string(path);
   return {};
 }
 
@@ -145,7 +144,7 @@ boost::asio::awaitable<void> FileSink::deliver(std::span<const Record> batch,
       continue;
     }
     paths[i] = config_.path.render(*r.event, r.template_context(project_));
-    if (auto error = check_path(paths[i]); !error.empty()) {
+    if (auto error = check_rendered_path(config_, paths[i]); !error.empty()) {
       results[i] = Result{Outcome::failed, std::move(error), {}};
       paths[i].clear();
     }

@@ -79,7 +79,6 @@ class FileSink final : public Sink {
     bool needs_newline = false;  // the file ends in a torn line: start the next write with '\n'
   };
 
-  std::string check_path(const std::string& path) const;
   void write_batch(std::span<const Record> batch, const std::vector<std::string>& paths,
                    std::span<Result> results);
   void write_group(const std::string& path, const std::vector<std::size_t>& indices,
@@ -94,7 +93,6 @@ class FileSink final : public Sink {
   std::string project_;
   BlockingPool& pool_;
   Options options_;
-  std::size_t template_dotdot_ = 0;
 
   std::map<std::string, OpenFile, std::less<>> files_;  // pool side only
   std::atomic<std::uint64_t> writes_{0};

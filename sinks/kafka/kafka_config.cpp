@@ -23,6 +23,15 @@ std::unique_ptr<rd_kafka_conf_t, decltype(&rd_kafka_conf_destroy)> scratch_conf(
   return {rd_kafka_conf_new(), rd_kafka_conf_destroy};
 }
 
+// librdkafka's text for `name` in `conf` (its canonical form: "true", "-1", …).
+std::string conf_value(rd_kafka_conf_t* conf, const char* name) {
+  char value[64];
+  std::size_t size = sizeof value;
+  if (rd_kafka_conf_get(conf, name, value, &size) != RD_KAFKA_CONF_OK)
+    return {};
+  return value;
+}
+
 void read_brokers(Reader& r, const Field& f, K& out) {
   if (auto list = r.string_list(f, "HOST:PORT brokers")) {
     if (list->empty()) {
@@ -81,6 +90,20 @@ void read_properties(Reader& r, const Field& f, K& out) {
     }
     out.properties.emplace(name, std::move(s->value));
   }
+  // librdkafka accepts each of these alone but refuses to create an idempotent producer (sluice's
+  // default) with acks other than all: the sink would fail at every start.
+  const auto durability = kafka_durability(out.properties);
+  if (durability.idempotence && !durability.acks_all) {
+    for (const auto& prop : props.fields()) {
+      const auto& name = prop.key.Scalar();
+      if ((name == "acks" || name == "request.required.acks") && out.properties.contains(name)) {
+        r.error(prop.mark(), prop.path,
+                name +
+                    " other than all needs enable.idempotence: false (librdkafka refuses an "
+                    "idempotent producer, sluice's default, without acks=all)");
+      }
+    }
+  }
 }
 
 config::ConfigMap<K> kafka_map() {
@@ -98,6 +121,26 @@ config::ConfigMap<K> kafka_map() {
 }
 
 }  // namespace
+
+KafkaDurability kafka_durability(const std::map<std::string, std::string>& properties) {
+  auto conf = scratch_conf();
+  auto all = scratch_conf();
+  char errstr[512];
+  // As KafkaSink::producer_properties() applies them: the defaults, then the properties.
+  for (auto* c : {conf.get(), all.get()}) {
+    rd_kafka_conf_set(c, "enable.idempotence", "true", errstr, sizeof errstr);
+    rd_kafka_conf_set(c, "acks", "all", errstr, sizeof errstr);
+  }
+  for (const auto& [name, value] : properties)
+    rd_kafka_conf_set(conf.get(), name.c_str(), value.c_str(), errstr, sizeof errstr);
+  return {conf_value(conf.get(), "request.required.acks") ==
+              conf_value(all.get(), "request.required.acks"),
+          conf_value(conf.get(), "enable.idempotence") == "true"};
+}
+
+std::string check_rendered_topic(std::string_view topic) {
+  return topic.empty() ? "topic: renders empty" : "";
+}
 
 std::string_view compression_name(KafkaSinkConfig::Compression compression) {
   static constexpr std::string_view kNames[] = {"none", "gzip", "snappy", "lz4", "zstd"};

@@ -29,6 +29,19 @@ struct KafkaSinkConfig {
   bool operator==(const KafkaSinkConfig&) const = default;
 };
 
+// What librdkafka makes of sluice's producer defaults (acks=all, idempotence on) overridden by
+// `properties` (valid ones, as the loader keeps them), parsed by librdkafka's own rules: `ALL`,
+// `-1`, `f`, `0`, `False`, the `request.required.acks` alias.
+struct KafkaDurability {
+  bool acks_all = true;
+  bool idempotence = true;
+};
+KafkaDurability kafka_durability(const std::map<std::string, std::string>& properties);
+
+// Why the Kafka sink dead-letters a record whose topic renders as `topic` (its own check, shared
+// with `sluice test`); empty when it sends the record.
+std::string check_rendered_topic(std::string_view topic);
+
 // librdkafka's name of a compression codec.
 std::string_view compression_name(KafkaSinkConfig::Compression compression);
 

@@ -361,8 +361,8 @@ boost::asio::awaitable<void> KafkaSink::deliver(std::span<const Record> batch,
     }
     // What render() gives, without building a Message: this runs for every record.
     const std::string& topic_name = topic_of(r, topic);
-    if (topic_name.empty()) {
-      results[i] = Result{Outcome::failed, "topic: renders empty", {}};
+    if (auto error = check_rendered_topic(topic_name); !error.empty()) {
+      results[i] = Result{Outcome::failed, std::move(error), {}};
       continue;
     }
     rd_kafka_topic_t* rkt = producer_->topic(topic_name);

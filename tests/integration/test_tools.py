@@ -139,10 +139,14 @@ class ToolsTest(IntegrationTest):
         cfg = self.write_config(back.url, os.path.join(self.dir, "unused.jsonl"))
         done = self.sluice("replay", "--config", cfg, dead, "--reason", "400", "--until",
                            "2026-03-02")
-        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        # The line that cannot be replayed is kept, so the run did not deliver everything.
+        self.assertEqual(done.returncode, 4, done.stdout + done.stderr)
         self.assertIn("replayed 1 of the records", done.stdout)
         self.assertIn("2 skipped by the filters, 1 unreadable", done.stdout)
-        self.assertIn(f"{dead}:4: not valid JSON (left out)", done.stderr)
+        self.assertIn(f"{dead}:4: not valid JSON (copied to {dead}.failed as it is)",
+                      done.stderr)
+        with open(dead + ".failed") as f:
+            self.assertEqual(f.read(), "not json\n")
         self.assertEqual([q.json()["payload"]["$id"] for q in back.wait_for_requests(1)], ["r0"])
 
         # On a terminal, stderr shows the progress.
@@ -152,7 +156,7 @@ class ToolsTest(IntegrationTest):
                                     "413", "--failed-to", os.path.join(self.dir, "f.jsonl")],
                                    stdout=subprocess.PIPE, stderr=side, timeout=60, cwd=self.dir)
             os.close(side)
-            self.assertEqual(shown.returncode, 0, shown.stdout)
+            self.assertEqual(shown.returncode, 4, shown.stdout)
             seen = b""
             while True:  # to the end: reading a terminal whose other side is closed fails
                 try:
@@ -172,6 +176,73 @@ class ToolsTest(IntegrationTest):
         self.assertEqual(unknown.returncode, 2)
         self.assertIn('unknown sink "hooks" (did you mean "hook"? known: hook, events)',
                       unknown.stderr)
+
+    def test_replay_loses_nothing_and_says_when_it_cannot_keep_a_record(self):
+        back = self.receiver()
+        dead = os.path.join(self.dir, "dead.jsonl")
+        # The daemon forwards an event whose timestamp is null (stamped with the time it
+        # received it), so such a record can be a dead letter; it replays byte for byte.
+        record = ('{"events":["e"],"channels":["%s"],"timestamp":null,"payload":{"$id":"n1"}}'
+                  % ORDERS)
+        head = ('{"time":"2026-03-01T10:00:00.000Z","sink":"hook","route":"orders",'
+                '"event_id":"x","reason":"http 400","attempts":1,'
+                '"first_attempt":"2026-03-01T09:59:00.000Z",'
+                '"last_attempt":"2026-03-01T10:00:00.000Z","record":')
+        with open(dead, "w") as f:
+            f.write(head + record + "}\n")
+            f.write('{"record": "not an event"}\n')
+        cfg = self.write_config(back.url, os.path.join(self.dir, "unused.jsonl"))
+        failed = dead + ".failed"
+        with open(failed, "w") as f:
+            f.write('{"torn')  # what an earlier crash mid-write left behind
+
+        done = self.sluice("replay", "--config", cfg, dead)
+        self.assertEqual(done.returncode, 4, done.stdout + done.stderr)
+        self.assertIn(f"replayed 1 of the records in {dead}: 1 delivered, 0 failed again "
+                      f"(written to {failed}), 0 skipped by the filters, 1 unreadable",
+                      done.stdout)
+        self.assertEqual([q.body for q in back.wait_for_requests(1)], [record.encode()])
+        with open(failed) as f:
+            self.assertEqual(f.read(), '{"torn\n{"record": "not an event"}\n',
+                             "what cannot be replayed is kept as it was, on a line of its own")
+
+        # A directory is not an empty dead-letter file.
+        folder = self.sluice("replay", "--config", cfg, self.dir)
+        self.assertEqual(folder.returncode, 2, folder.stdout + folder.stderr)
+        self.assertIn(f"cannot read {self.dir}: Is a directory; nothing was sent", folder.stderr)
+        self.assertEqual(folder.stdout, "")
+
+        # Appending what fails again to the file being read would send it twice on a rerun.
+        link = os.path.join(self.dir, "same.jsonl")
+        os.symlink(dead, link)
+        for target in (dead, link):
+            same = self.sluice("replay", "--config", cfg, dead, "--failed-to", target)
+            self.assertEqual(same.returncode, 2, same.stdout + same.stderr)
+            self.assertIn(f"--failed-to {target} is {dead} itself", same.stderr)
+
+        # When the new dead-letter file cannot be written, the input is the only copy: a
+        # distinct exit code, and no "written to" for a script to trust.
+        refusing = self.receiver(default_status=400)
+        cfg = self.write_config(refusing.url, os.path.join(self.dir, "unused.jsonl"))
+        nowhere = os.path.join(cfg, "failed.jsonl")  # under a regular file
+        lost = self.sluice("replay", "--config", cfg, dead, "--failed-to", nowhere)
+        self.assertEqual(lost.returncode, 3, lost.stdout + lost.stderr)
+        self.assertNotIn("written to", lost.stdout)
+        self.assertIn(f"1 failed again (kept only in {dead}, see above)", lost.stdout)
+        self.assertIn(f"cannot write {nowhere}: ", lost.stderr)
+        self.assertEqual(len(read_lines(dead)), 2, "the input file is only read")
+
+    def test_lint_checks_the_admin_address_given_on_the_command_line(self):
+        path = os.path.join(self.dir, "admin.yaml")
+        with open(path, "w") as f:
+            f.write(config("http://127.0.0.1:1/v1", "http://127.0.0.1:1/hook", "/tmp/dead.jsonl")
+                    + "admin: {listen: 127.0.0.1:0}\n")
+        quiet = self.sluice("--check-config", "--config", path, "--strict")
+        self.assertNotIn("admin server", quiet.stderr)
+        public = self.sluice("--check-config", "--config", path, "--strict",
+                             "--admin-listen", "0.0.0.0:0")
+        self.assertEqual(public.returncode, 1, public.stdout + public.stderr)
+        self.assertIn('the admin server listens on "0.0.0.0" without a token', public.stderr)
 
     def test_replay_to_kafka_with_another_sink(self):
         dead, lines = self.dead_letters(2)

@@ -1,12 +1,16 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "config/loader.hpp"
 #include "core/utc.hpp"
 #include "sinks/dead_letter.hpp"
 #include "sinks/sink_types.hpp"
+#include "tools/lint.hpp"
 #include "tools/replay.hpp"
 #include "tools/route_test.hpp"
 
@@ -63,6 +67,67 @@ TEST(DeadLetterLine, RefusesWhatIsNotADeadLetter) {
   EXPECT_FALSE(
       parse_dead_letter_line(R"({"record":{},"sink":"s","route":"r","reason":"x"})", error));
   EXPECT_EQ(error, "not a dead-letter record (no `time`)");
+}
+
+TEST(DeadLetterLine, TakesTheFirstAttemptOrElseTheTimeOfTheLine) {
+  std::string error;
+  const std::string head = R"({"time":"2026-03-01T12:00:00Z","sink":"s","route":"r",)"
+                           R"("reason":"x",)";
+  auto parsed = parse_dead_letter_line(
+      head + R"("first_attempt":"2026-03-01T11:00:00.000Z","record":{}})", error);
+  ASSERT_TRUE(parsed) << error;
+  EXPECT_EQ(parsed->first_attempt, *parse_time("2026-03-01T11:00:00Z"));
+  parsed = parse_dead_letter_line(head + R"("record":{}})", error);
+  ASSERT_TRUE(parsed) << error;
+  EXPECT_EQ(parsed->first_attempt, parsed->time);
+}
+
+// The daemon forwards an event whose timestamp is null or malformed, stamped with the time it
+// received it, so such events reach dead-letter files and must replay.
+TEST(DeadLetterLine, AnEventWithoutTimestampTakesTheTimeItWasReceived) {
+  constexpr std::string_view data =
+      R"({"events":["e"],"channels":["rows"],"timestamp":null,"payload":{"$id":"o1"}})";
+  std::string error;
+  EXPECT_FALSE(event_from_data(data, error));
+  EXPECT_EQ(error, "its timestamp is missing or malformed");
+  const auto received = *parse_time("2026-03-01T11:00:00Z");
+  const auto event = event_from_data(data, error, received);
+  ASSERT_TRUE(event) << error;
+  EXPECT_EQ(event->timestamp, received);
+  EXPECT_EQ(event->data, data);
+}
+
+// A dead-letter file that ends in a torn line (a crash mid-write, an editor) gets a newline
+// before the next record, so no record is glued onto it and lost.
+TEST(DeadLetterFile, AppendsWholeLinesAfterATornLine) {
+  const auto path = ::testing::TempDir() + "tools_test_dead_letter.jsonl";
+  std::remove(path.c_str());
+  ASSERT_FALSE(sinks::DeadLetterFile::append_durably(path, "{\"a\":1}\n"));
+  {
+    std::ofstream torn(path, std::ios::app);
+    torn << "{\"torn";
+  }
+  ASSERT_FALSE(sinks::DeadLetterFile::append_durably(path, "{\"b\":2}\n"));
+  ASSERT_FALSE(sinks::DeadLetterFile::append_durably(path, "{\"c\":3}\n"));
+  std::ifstream in(path);
+  const std::string text{std::istreambuf_iterator<char>(in), {}};
+  EXPECT_EQ(text, "{\"a\":1}\n{\"torn\n{\"b\":2}\n{\"c\":3}\n");
+  std::remove(path.c_str());
+}
+
+TEST(Lint, AnAdminServerOnLoopbackNeedsNoToken) {
+  const auto lint_admin = [](const std::string& listen) {
+    const auto config = load("  w: {type: webhook, url: \"https://h.example/x\"}\n",
+                             "  - {name: all, channels: [rows], sinks: [w]}\n"
+                             "admin: {listen: \"" +
+                                 listen + "\"}\n");
+    return lint(config).size();
+  };
+  EXPECT_EQ(lint_admin("127.0.0.1:0"), 0u);
+  EXPECT_EQ(lint_admin("[::1]:0"), 0u);
+  EXPECT_EQ(lint_admin("[::ffff:127.0.0.1]:0"), 0u);
+  EXPECT_EQ(lint_admin("0.0.0.0:0"), 1u);
+  EXPECT_EQ(lint_admin("[::ffff:10.0.0.1]:0"), 1u);
 }
 
 TEST(Replay, FiltersByReasonAndAHalfOpenTimeWindow) {
