@@ -4,8 +4,10 @@ URL too long for the request head widened to `rows`), a reload from 10 to 1,000 
 under a steady event rate loses nothing, and a subscription that cannot fit at all is refused
 with its cause in words and a long backoff instead of a reconnect loop."""
 
+import base64
 import os
 import signal
+import socket
 import threading
 import time
 import unittest
@@ -195,6 +197,46 @@ routes:
 
     def test_url_too_long_in_url_mode(self):
         self.refused("url", "exceeds Appwrite's limit of 65536")
+
+
+def open_realtime(emu):
+    """Completes one realtime upgrade by hand and reads the first bytes of the answer frame, so
+    the server has counted the connect; returns the socket."""
+    sock = socket.create_connection((emu.host, emu.port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET /v1/realtime?project={PROJECT} HTTP/1.1\r\nHost: {emu.host}\r\n"
+                  f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                  "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    data = b""
+    while b"\r\n\r\n" not in data or data.endswith(b"\r\n\r\n"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise AssertionError(f"closed during the upgrade: {data!r}")
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 101"), data
+    return sock
+
+
+class ConnectLimitTest(IntegrationTest):
+    def test_connect_limit_refusal_waits_reconnect_max_then_connects(self):
+        """Appwrite refuses the 129th connect in a minute from one address with 1013 and a close.
+        sluice says so, is not ready, and waits reconnect.max instead of adding to the count."""
+        emu = self.start_emulator(extra=("--open-delay", "0"))
+        for sock in [open_realtime(emu) for _ in range(128)]:  # others used up the minute
+            sock.close()
+        s = self.start_sluice(config(emu, self.dir, "1.9", "message", 1, reconnect_max="3s"))
+        wait_for(lambda: "1013" in s.status()["upstream"]["last_error"], 10,
+                 "the refusal in /status")
+        self.assertFalse(s.ready())
+        self.assertEqual(s.get("/readyz")[0], 503)
+        wait_for(lambda: any(r.get("level") == "warn" and r.get("retry_in_ms") == "3000"
+                             and "1013" in r.get("cause", "") for r in s.logs()), 10,
+                 "a warning with the cause and the long wait")
+        emu.request("POST", "/_emulator/clock", {"advance": 60})
+        wait_for(s.ready, 10, "ready once the minute has passed")
+        publish(emu, 0, 7)
+        path = os.path.join(self.dir, "events.jsonl")
+        wait_for(lambda: len(read_lines(path)) == 1, 10, "the event")
 
 
 class ServerFilterTest(IntegrationTest):
