@@ -11,7 +11,11 @@ seconds=${FUZZ_SECONDS:-30}
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(decoder config template)
 
-flags="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -g -O1"
+# -fno-sanitize=function: clang 14 cannot assemble that check's prologue data for some coroutine
+# functions (net/proxy.cpp: "Cannot represent a difference across sections"); the GCC ci
+# build runs UBSan on all of the code.
+flags="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
+flags+=" -fno-sanitize=function -g -O1"
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSLUICE_FUZZ=ON -DSLUICE_WERROR=OFF -DCMAKE_CXX_FLAGS="$flags" >/dev/null
 cmake --build "$build" -j"${FUZZ_JOBS:-1}" --target "${targets[@]/#/fuzz_}" >/dev/null
