@@ -78,9 +78,11 @@ class Session {
   // connection with, so an error followed by a healthy connection says nothing about a later
   // drop.
   struct End {
-    std::string reason;          // the disconnect label ("server_error" after a 1008)
-    bool fatal = false;          // ended by a 1008 error: a configuration problem on our side
-    bool auth_rejected = false;  // ended by a 401/403 error: the credentials need renewing
+    std::string reason;  // the disconnect label ("server_error" after a 1008)
+    bool fatal = false;  // ended by a 1008 error: a configuration problem on our side
+    // Ended by a 401/403 error, or the server took the credentials for a guest's: they need
+    // renewing.
+    bool auth_rejected = false;
     bool reached_connected = false;
   };
 
@@ -128,6 +130,8 @@ class Session {
   void subscribe_answered(Actions& a, bool success, Time now);
   void became_subscribed(Actions& a, Time now);
   void on_error(Actions& a, const ErrorFrame& error);
+  // `connected` with a null user: the credentials no longer stand for a user.
+  void on_guest(Actions& a);
   // Counts the end of the connection (once) and, if it was subscribed, starts the gap; true
   // when that ended the subscription.
   bool lose(Time now);
@@ -152,6 +156,7 @@ class Session {
   bool peer_closed_ = false;                // a close frame arrived
   Clock::time_point closing_deadline_{};
   bool reached_connected_ = false;
+  bool guest_ = false;  // `connected` came with a null user
   bool subscribed_ = false;
   bool can_resubscribe_ = false;  // message mode, after `connected`
   // Message mode: every subscribe sent on this connection upserts the current entries; the ids
