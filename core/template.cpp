@@ -167,11 +167,25 @@ bool Template::parse(std::string_view source, bool allow_strftime, Template& out
       } else if (name == "payload") {
         return fail(i, "{payload} needs a field: {payload.FIELD}, e.g. {payload.$id}");
       } else if (name.starts_with("payload.")) {
-        std::string message;
-        if (!valid_payload_path(name.substr(8), message))
-          return fail(i, std::move(message));
+        // {payload.A|payload.B}: the first field present, for payloads whose shape changed
+        // between Appwrite versions (an execution's functionId became resourceId). `text`
+        // keeps the paths separated by '|', which no field name contains.
         part.kind = Part::Kind::payload;
-        part.text = std::string(name.substr(8));
+        for (auto rest = name; !rest.empty();) {
+          const auto bar = rest.find('|');
+          const auto alternative = rest.substr(0, bar);
+          rest = bar == std::string_view::npos ? std::string_view{} : rest.substr(bar + 1);
+          if (!alternative.starts_with("payload.") ||
+              (bar != std::string_view::npos && rest.empty()))
+            return fail(i, "{" + std::string(name) +
+                               "}: every alternative after '|' must be payload.FIELD");
+          std::string message;
+          if (!valid_payload_path(alternative.substr(8), message))
+            return fail(i, std::move(message));
+          if (!part.text.empty())
+            part.text += '|';
+          part.text += alternative.substr(8);
+        }
       } else {
         return fail(i, "unknown variable {" + std::string(name) +
                            "} (expected one of: " + std::string(kVariables) + ")");
@@ -254,11 +268,17 @@ std::string Template::render(const Event& event, const TemplateContext& context)
       case Part::Kind::payload: {
         if (event.payload.empty())
           break;
-        const auto value = json_lookup(
-            {event.payload.data(), event.payload.size(), event.readable_after(event.payload)},
-            part.text);
-        if (value.present())
-          append_derived(out, value.text, path_, derived);
+        for (std::string_view paths = part.text; !paths.empty();) {
+          const auto bar = paths.find('|');
+          const auto value = json_lookup(
+              {event.payload.data(), event.payload.size(), event.readable_after(event.payload)},
+              paths.substr(0, bar));
+          if (value.present() && value.type != JsonValue::Type::null) {
+            append_derived(out, value.text, path_, derived);
+            break;
+          }
+          paths = bar == std::string_view::npos ? std::string_view{} : paths.substr(bar + 1);
+        }
         break;
       }
     }

@@ -1,4 +1,4 @@
-// The Engine's Users API and the test hooks for sessions and the clock. Apart from engine.cpp,
+// The Engine's Users API and the test hooks for sessions. Apart from engine.cpp,
 // which holds the realtime protocol, because these answer REST and control requests only.
 #include <boost/json/serialize.hpp>
 
@@ -64,21 +64,7 @@ HttpAnswer Engine::users_api(std::string_view method, std::string_view rest,
   return HttpAnswer{201, json::serialize(answer), {}};
 }
 
-HttpAnswer Engine::session_control(std::string_view method, std::string_view path,
-                                   const json::value& body) {
-  if (path == "/_emulator/clock") {
-    if (method == "POST") {
-      const auto* advance = body.is_object() ? body.as_object().if_contains("advance") : nullptr;
-      if (advance == nullptr || !advance->is_int64() || advance->as_int64() < 0) {
-        return rest_error(400, "general_argument_invalid",
-                          "`advance` must be a number of seconds, 0 or more");
-      }
-      directory_.advance(std::chrono::seconds(advance->as_int64()));
-    }
-    json::object answer;
-    answer["now"] = format_timestamp(directory_.now());
-    return HttpAnswer{200, json::serialize(answer), {}};
-  }
+HttpAnswer Engine::session_control(std::string_view method, const json::value& body) {
   if (method == "GET")
     return HttpAnswer{200, json::serialize(directory_.sessions_json()), {}};
   if (method != "POST" || !body.is_object())

@@ -73,7 +73,7 @@ class Directory {
 
   // The emulator's time: the system clock plus every advance() so far.
   TimePoint now() const { return std::chrono::system_clock::now() + offset_; }
-  void advance(std::chrono::seconds by) { offset_ += by; }
+  void advance(std::chrono::system_clock::duration by) { offset_ += by; }
 
   // Adds or replaces a user (same id). Returns an error message when the id is invalid or the
   // email already belongs to another user; empty on success.
@@ -125,7 +125,7 @@ class Directory {
   std::map<std::string, User, std::less<>> users_;
   std::map<std::string, SessionRecord, std::less<>> sessions_;  // by secret
   std::string jwt_key_;
-  std::chrono::seconds offset_{0};
+  std::chrono::system_clock::duration offset_{0};
 };
 
 // Appwrite's Account model (REST `GET /v1/account`, `connected.user`).

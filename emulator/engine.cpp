@@ -15,6 +15,10 @@ namespace json = boost::json;
 
 namespace {
 
+// How far one POST /_emulator/clock may move the clock: past a year, Appwrite's default session
+// length.
+constexpr double kMaxClockAdvance = 40000000;
+
 json::array string_array(const std::vector<std::string>& items) {
   json::array a;
   a.reserve(items.size());
@@ -157,14 +161,40 @@ std::optional<std::vector<std::string>> strings_of(const json::value* v) {
   return out;
 }
 
+void add_unique(std::vector<std::string>& list, const std::string& item) {
+  if (std::find(list.begin(), list.end(), item) == list.end())
+    list.push_back(item);
+}
+
+// Appwrite's subscribe for one subscription and one request row: each channel the row lists
+// (converted) gets the row's queries, replacing what it had; the subscription's other channels
+// keep theirs.
+void upsert(Subscription& sub, const std::vector<std::string>& requested,
+            const std::vector<std::string>& converted, const std::vector<Query>& queries,
+            const std::vector<std::string>& query_json) {
+  for (const auto& channel : requested)
+    add_unique(sub.requested, channel);
+  for (const auto& name : converted) {
+    auto it = std::find_if(sub.channels.begin(), sub.channels.end(),
+                           [&](const SubscribedChannel& c) { return c.name == name; });
+    if (it == sub.channels.end()) {
+      sub.channels.push_back(SubscribedChannel{name, queries, query_json});
+    } else {
+      it->queries = queries;
+      it->query_json = query_json;
+    }
+  }
+}
+
 }  // namespace
 
-bool MessageRate::allow(Clock::time_point now) {
-  const bool refused = count_ == kLimit && now - ring_[next_] < kWindow;
-  ring_[next_] = now;
-  next_ = (next_ + 1) % kLimit;
-  count_ = std::min(count_ + 1, kLimit);
-  return !refused;
+bool RateWindow::allow(Clock::time_point now) {
+  while (!accepted_.empty() && now - accepted_.front() >= kWindow)
+    accepted_.pop_front();
+  if (accepted_.size() >= limit_)
+    return false;
+  accepted_.push_back(now);
+  return true;
 }
 
 void build_event_frame(std::string& out, const PreparedEvent& event, std::string_view timestamp,
@@ -211,16 +241,21 @@ std::variant<User, std::string> user_from_json(const json::object& o) {
 
 Engine::Engine(Options options) : options_(std::move(options)) {
   if (options_.projects.empty())
-    options_.projects.emplace_back("test");
+    options_.projects.push_back(Project{"test", std::string(kDefaultOwnerTeam)});
 }
 
 std::string_view Engine::version() const {
-  return options_.profile == Profile::v1_9 ? "1.9.6" : "1.8.1";
+  // Appwrite's main branch still calls itself 1.9.6 (APP_VERSION_STABLE), so a client cannot
+  // tell it from 1.9.6 by asking: it must handle both execution shapes.
+  return at_least_1_9(options_.profile) ? "1.9.6" : "1.8.1";
 }
 
-bool Engine::known_project(std::string_view project) const {
-  return std::find(options_.projects.begin(), options_.projects.end(), project) !=
-         options_.projects.end();
+const Project* Engine::find_project(std::string_view id) const {
+  for (const auto& project : options_.projects) {
+    if (project.id == id)
+      return &project;
+  }
+  return nullptr;
 }
 
 std::string Engine::load_fixtures(std::string_view text) {
@@ -230,12 +265,32 @@ std::string Engine::load_fixtures(std::string_view text) {
     return "fixtures: not a JSON object";
   const auto& root = doc.as_object();
   if (const auto* projects = member(root, "projects")) {
-    const auto list = strings_of(projects);
-    if (!list)
-      return "fixtures: projects must be an array of strings";
-    for (const auto& p : *list) {
-      if (!known_project(p))
-        options_.projects.push_back(p);
+    if (!projects->is_array())
+      return "fixtures: projects must be an array";
+    for (const auto& item : projects->as_array()) {
+      Project project{{}, std::string(kDefaultOwnerTeam)};
+      if (item.is_string()) {
+        project.id = std::string(item.as_string());
+      } else if (const auto* o = item.if_object();
+                 o != nullptr && o->contains("id") && o->at("id").is_string()) {
+        project.id = std::string(o->at("id").as_string());
+        if (const auto* team = o->if_contains("team")) {
+          if (!team->is_string() || team->as_string().empty())
+            return "fixtures: project " + project.id + ": team must be a non-empty string";
+          project.owner_team = std::string(team->as_string());
+        }
+      } else {
+        return "fixtures: every project must be an id or {\"id\": …, \"team\"?: …}";
+      }
+      if (project.id.empty())
+        return "fixtures: a project id must not be empty";
+      const auto known = std::find_if(options_.projects.begin(), options_.projects.end(),
+                                      [&](const Project& p) { return p.id == project.id; });
+      if (known != options_.projects.end()) {
+        *known = std::move(project);
+      } else {
+        options_.projects.push_back(std::move(project));
+      }
     }
   }
   const auto* users = member(root, "users");
@@ -267,7 +322,7 @@ std::string Engine::load_fixtures(std::string_view text) {
 std::string Engine::error_frame(int code, std::string_view message, bool handshake) const {
   bool masked = !options_.dev_errors && (code == 0 || code >= 500);
   // 1.9 keeps the text of a handshake 1008; 1.8 masked it too (protocol reference §5).
-  if (masked && handshake && code == 1008 && options_.profile == Profile::v1_9)
+  if (masked && handshake && code == 1008 && at_least_1_9(options_.profile))
     masked = false;
   std::string out = R"({"type":"error","data":{"code":)";
   out += std::to_string(code);
@@ -355,7 +410,8 @@ Engine::Auth Engine::authenticate(std::string_view project, const Headers& heade
   }
   // 1.8 and 1.9.6 look only for the JWT's session; later servers also check that it has not
   // expired. Either way a JWT without a usable session is a guest, with no error.
-  const auto rule = JwtSessionRule::gone;
+  const auto rule =
+      options_.profile == Profile::main ? JwtSessionRule::gone_or_expired : JwtSessionRule::gone;
   auto verified = directory_.verify_jwt(jwt, rule);
   if (auto* error = std::get_if<std::string>(&verified)) {
     auth.error = 401;
@@ -406,14 +462,32 @@ Outcome Engine::open(Connection& conn, std::string_view target, const Headers& h
 
   // Project: header first, then the parameter (1.9); parameter first in 1.8.
   const auto header_project = header(headers, "x-appwrite-project");
-  std::string project = options_.profile == Profile::v1_9
+  std::string project = at_least_1_9(options_.profile)
                             ? (header_project.empty() ? query_project : header_project)
                             : (query_project.empty() ? header_project : query_project);
   if (project.empty())
     project = "console";
-  if (!known_project(project))
+  if (find_project(project) == nullptr)
     return fail(1008, "Missing or unknown project ID");
   conn.project = project;
+
+  // The checks run in Appwrite's order (app/realtime.php onOpen): credentials, then the
+  // connect limit, then the Origin, so a refused credential does not spend a connect.
+  // ?jwt= exists only after 1.9.6 (app/init/realtime/connection.php on main).
+  const auto auth = authenticate(
+      project, headers,
+      options_.profile == Profile::main ? std::string_view(query_jwt) : std::string_view(), true);
+  if (auth.error != 0)
+    return fail(static_cast<int>(auth.error), auth.message);
+
+  // 128 connects per 60 s per (IP, path); the path is the URI without its query string.
+  const auto remote = std::string_view(conn.remote);
+  std::string key(remote.substr(0, remote.rfind(':')));
+  key += ' ';
+  key += target.substr(0, target.find('?'));
+  auto window = connects_.try_emplace(std::move(key), 128).first;
+  if (!window->second.allow(now()))
+    return fail(1013, "Too many requests");
 
   if (const auto origin = header(headers, "origin"); !origin.empty() && project != "console") {
     const auto host = origin_host(origin);
@@ -423,10 +497,6 @@ Outcome Engine::open(Connection& conn, std::string_view target, const Headers& h
     }
   }
 
-  const auto auth = authenticate(
-      project, headers, options_.profile == Profile::v1_9 ? std::string_view(query_jwt) : "", true);
-  if (auth.error != 0)
-    return fail(static_cast<int>(auth.error), auth.message);
   if (auth.user != nullptr)
     conn.user = *auth.user;
   conn.session_id = auth.session_id;
@@ -441,7 +511,11 @@ Outcome Engine::open(Connection& conn, std::string_view target, const Headers& h
     data["channels"] = string_array(conn.channels);
   } else {
     // Group the URL channels into subscriptions by slot; channels without queries go to slot 0.
-    std::map<int, Subscription> slots;
+    struct Slot {
+      std::vector<std::string> requested;
+      std::vector<std::string> query_json;
+    };
+    std::map<int, Slot> slots;
     for (const auto& channel : conn.url_channels) {
       std::string name = channel;
       std::replace(name.begin(), name.end(), '.', '_');
@@ -450,52 +524,49 @@ Outcome Engine::open(Connection& conn, std::string_view target, const Headers& h
         if (q.name != name)
           continue;
         any = true;
-        auto& sub = slots[q.slot];
-        if (std::find(sub.requested.begin(), sub.requested.end(), channel) == sub.requested.end()) {
-          sub.requested.push_back(channel);
-        }
-        if (std::find(sub.query_json.begin(), sub.query_json.end(), q.query) ==
-            sub.query_json.end()) {
-          sub.query_json.push_back(q.query);
-        }
+        auto& slot = slots[q.slot];
+        add_unique(slot.requested, channel);
+        add_unique(slot.query_json, q.query);
       }
-      if (!any) {
-        auto& sub = slots[0];
-        if (std::find(sub.requested.begin(), sub.requested.end(), channel) == sub.requested.end()) {
-          sub.requested.push_back(channel);
-        }
-      }
+      if (!any)
+        add_unique(slots[0].requested, channel);
     }
     bool dense = true;
     int expected = 0;
-    for (auto& [slot, sub] : slots) {
-      dense = dense && slot == expected++;
-      for (const auto& text : sub.query_json) {
+    std::vector<std::pair<int, Subscription>> subscriptions;
+    for (auto& [index, slot] : slots) {
+      dense = dense && index == expected++;
+      std::vector<Query> queries;
+      for (const auto& text : slot.query_json) {
         std::string error;
         auto query = parse_query_json(text, error);
         if (!query)
           return fail(1008, "Invalid query: " + error);
-        sub.queries.push_back(std::move(*query));
+        queries.push_back(std::move(*query));
       }
+      Subscription sub;
       sub.id = mint_subscription_id();
-      sub.channels = convert_channels(Profile::v1_9, sub.requested, user);
+      upsert(sub, slot.requested, convert_channels(options_.profile, slot.requested, user), queries,
+             slot.query_json);
+      subscriptions.emplace_back(index, std::move(sub));
     }
-    conn.channels = convert_channels(Profile::v1_9, conn.url_channels, user);
+    conn.channels = convert_channels(options_.profile, conn.url_channels, user);
     data["channels"] = string_array(conn.channels);
     if (dense) {
       json::array ids;
-      for (const auto& [slot, sub] : slots)
+      for (const auto& [index, sub] : subscriptions)
         ids.emplace_back(sub.id);
       data["subscriptions"] = std::move(ids);
     } else {
       json::object ids;
-      for (const auto& [slot, sub] : slots)
-        ids[std::to_string(slot)] = sub.id;
+      for (const auto& [index, sub] : subscriptions)
+        ids[std::to_string(index)] = sub.id;
       data["subscriptions"] = std::move(ids);
     }
-    for (auto& [slot, sub] : slots)
+    for (auto& [index, sub] : subscriptions)
       conn.subscriptions.push_back(std::move(sub));
   }
+  conn.opened = true;
   data["user"] = user != nullptr ? json::value(account_model(*user)) : json::value(nullptr);
   json::object frame;
   frame["type"] = "connected";
@@ -519,9 +590,14 @@ std::vector<std::shared_ptr<Peer>> Engine::peers() const {
   return out;
 }
 
-Outcome Engine::on_message(Connection& conn, std::string_view text,
-                           MessageRate::Clock::time_point now) {
-  if (!conn.rate.allow(now))
+Outcome Engine::on_message(Connection& conn, std::string_view text) {
+  if (!at_least_1_9(options_.profile) && !conn.opened) {
+    // 1.8 looks the connection's project up before anything else, pings included; without
+    // one the lookup throws (code 0, masked) and the connection stays open (S@1.8.0
+    // app/realtime.php onMessage).
+    return message_error(0, "The connection has no project yet.");
+  }
+  if (!conn.rate.allow(now()))
     return message_error(1013, "Too many messages.");
   json::error_code ec;
   const auto message = json::parse(text, ec);
@@ -535,17 +611,21 @@ Outcome Engine::on_message(Connection& conn, std::string_view text,
   if (type == nullptr || !type->is_string())
     return message_error(1003, "Message type is not valid.");
   const std::string_view kind = type->as_string();
+  const bool known =
+      kind == "ping" || kind == "authentication" ||
+      (at_least_1_9(options_.profile) && (kind == "subscribe" || kind == "unsubscribe"));
+  if (!known)
+    return message_error(1003, "Message type is not valid.");
   if (kind == "ping")
     return Outcome{{R"({"type":"pong"})"}, false};
+  // Every other handler needs the project context that onOpen creates last (Dispatcher.php).
+  if (!conn.opened)
+    return message_error(1008, "Missing project context. Reconnect to the project first.", true);
   if (kind == "authentication")
     return on_authentication(conn, data);
-  if (options_.profile == Profile::v1_9) {
-    if (kind == "subscribe")
-      return on_subscribe(conn, data);
-    if (kind == "unsubscribe")
-      return on_unsubscribe(conn, data);
-  }
-  return message_error(1003, "Message type is not valid.");
+  if (kind == "subscribe")
+    return on_subscribe(conn, data);
+  return on_unsubscribe(conn, data);
 }
 
 void Engine::rebind(Connection& conn, const User* user) {
@@ -557,17 +637,49 @@ void Engine::rebind(Connection& conn, const User* user) {
   const User* u = conn.user ? &*conn.user : nullptr;
   conn.roles = connection_roles(u);
   conn.channels = convert_channels(options_.profile, conn.url_channels, u);
-  for (auto& sub : conn.subscriptions)
-    sub.channels = convert_channels(options_.profile, sub.requested, u);
+  // Appwrite re-subscribes from its subscription metadata, which keeps one query list per
+  // subscription (the first channel's), so every channel comes back with that list.
+  for (auto& sub : conn.subscriptions) {
+    std::vector<Query> queries;
+    std::vector<std::string> query_json;
+    if (!sub.channels.empty()) {
+      queries = std::move(sub.channels.front().queries);
+      query_json = std::move(sub.channels.front().query_json);
+    }
+    sub.channels.clear();
+    upsert(sub, sub.requested, convert_channels(options_.profile, sub.requested, u), queries,
+           query_json);
+  }
+}
+
+void Engine::refresh_permissions(std::string_view project, std::string_view user_id) {
+  const User* fresh = directory_.find_user(user_id);
+  if (fresh == nullptr)
+    return;
+  for (const auto& [id, peer] : peers_) {
+    auto& conn = peer->connection();
+    // Appwrite finds the connections through its subscription tree under role user:<id>, so a
+    // connection without a subscribed channel keeps its old roles.
+    const bool subscribed =
+        std::any_of(conn.subscriptions.begin(), conn.subscriptions.end(),
+                    [](const Subscription& s) { return !s.channels.empty(); }) ||
+        !conn.channels.empty();
+    if (conn.project == project && conn.user && conn.user->id == user_id && subscribed)
+      rebind(conn, fresh);
+  }
 }
 
 Outcome Engine::on_authentication(Connection& conn, const json::value* data) {
+  // The Dispatcher's messages: a missing param, then the param's validator (Text(2048)).
   const json::value* session = nullptr;
   if (data != nullptr && data->is_object())
     session = data->as_object().if_contains("session");
-  if (session == nullptr || !session->is_string() || session->as_string().empty() ||
-      session->as_string().size() > 2048) {
+  if (session == nullptr)
     return message_error(1003, "Payload is not valid. Session is required");
+  if (!session->is_string() || session->as_string().empty() || session->as_string().size() > 2048) {
+    return message_error(1003,
+                         "session: Value must be a valid string and at least 1 chars and no "
+                         "longer than 2048 chars");
   }
   const User* user = directory_.user_for_token(std::string_view(session->as_string()));
   if (user == nullptr)
@@ -579,8 +691,14 @@ Outcome Engine::on_authentication(Connection& conn, const json::value* data) {
 }
 
 Outcome Engine::on_subscribe(Connection& conn, const json::value* data) {
-  if (data == nullptr || !data->is_array())
-    return message_error(1003, "Payload is not valid.");
+  // Validators/SubscribePayload.php, with the Dispatcher's "items: " prefix.
+  if (data == nullptr || data->is_null())
+    return message_error(1003, "Payload is not valid. Items is required");
+  const auto invalid = [&](std::string_view why) {
+    return message_error(1003, "items: " + std::string(why));
+  };
+  if (!data->is_array())
+    return invalid("Payload is not valid.");
   struct Row {
     std::string id;
     std::vector<std::string> channels;
@@ -590,25 +708,31 @@ Outcome Engine::on_subscribe(Connection& conn, const json::value* data) {
   std::vector<Row> rows;
   for (const auto& item : data->as_array()) {
     if (!item.is_object())
-      return message_error(1003, "Payload is not valid.");
+      return invalid("Each subscribe payload must be an object.");
     const auto& o = item.as_object();
     Row row;
-    if (const auto* id = o.if_contains("subscriptionId"); id != nullptr && !id->is_null()) {
-      if (!id->is_string())
-        return message_error(1003, "Payload is not valid.");
+    if (const auto* id = o.if_contains("subscriptionId")) {
+      // CustomId: a Key, or the literal "unique()", which the handler then uses as the id.
+      if (!id->is_string() || (id->as_string() != "unique()" && !valid_custom_id(id->as_string())))
+        return invalid("subscriptionId is not a valid id.");
       row.id = std::string(id->as_string());
-      if (row.id == "unique()") {
-        row.id.clear();
-      } else if (!valid_custom_id(row.id)) {
-        return message_error(1003, "Payload is not valid.");
-      }
     }
-    auto channels = strings_of(o.if_contains("channels"));
-    auto queries = strings_of(o.if_contains("queries"));
-    if (!channels || !queries)
-      return message_error(1003, "Payload is not valid.");
-    row.channels = std::move(*channels);
-    for (auto& text : *queries) {
+    const auto* channels = o.if_contains("channels");
+    if (channels == nullptr)
+      return invalid("channels is not present in payload.");
+    if (!channels->is_array())
+      return invalid("channels is not a valid array.");
+    auto names = strings_of(channels);
+    if (!names)
+      return invalid("channels must contain only strings.");
+    row.channels = std::move(*names);
+    const auto* queries = o.if_contains("queries");
+    if (queries != nullptr && !queries->is_array())
+      return invalid("queries is not a valid array.");
+    auto texts = strings_of(queries);
+    if (!texts)
+      return message_error(1003, "Invalid query: every query must be a string");
+    for (auto& text : *texts) {
       std::string error;
       auto query = parse_query_json(text, error);
       if (!query)
@@ -627,21 +751,14 @@ Outcome Engine::on_subscribe(Connection& conn, const json::value* data) {
     auto it = std::find_if(conn.subscriptions.begin(), conn.subscriptions.end(),
                            [&](const Subscription& s) { return s.id == row.id; });
     if (it == conn.subscriptions.end()) {
-      conn.subscriptions.push_back(Subscription{row.id, {}, {}, {}, {}});
+      conn.subscriptions.push_back(Subscription{row.id, {}, {}});
       it = conn.subscriptions.end() - 1;
     }
-    // Upsert: the listed channels join the subscription and its queries are replaced.
-    for (const auto& channel : row.channels) {
-      if (std::find(it->requested.begin(), it->requested.end(), channel) == it->requested.end()) {
-        it->requested.push_back(channel);
-      }
-    }
-    it->channels = convert_channels(Profile::v1_9, it->requested, user);
-    it->queries = row.queries;
-    it->query_json = row.query_json;
+    const auto converted = convert_channels(options_.profile, row.channels, user);
+    upsert(*it, row.channels, converted, row.queries, row.query_json);
     json::object entry;
     entry["subscriptionId"] = row.id;
-    entry["channels"] = string_array(convert_channels(Profile::v1_9, row.channels, user));
+    entry["channels"] = string_array(converted);
     entry["queries"] = string_array(row.query_json);
     answer.emplace_back(std::move(entry));
   }
@@ -651,14 +768,18 @@ Outcome Engine::on_subscribe(Connection& conn, const json::value* data) {
 }
 
 Outcome Engine::on_unsubscribe(Connection& conn, const json::value* data) {
-  if (data == nullptr || !data->is_array())
-    return message_error(1003, "Payload is not valid.");
+  // Validators/UnsubscribePayload.php, with the Dispatcher's "items: " prefix.
+  if (data == nullptr || data->is_null())
+    return message_error(1003, "Payload is not valid. Items is required");
+  if (!data->is_array())
+    return message_error(1003, "items: Payload is not valid.");
   std::vector<std::string> ids;
   for (const auto& item : data->as_array()) {
     const json::value* id =
         item.is_object() ? item.as_object().if_contains("subscriptionId") : nullptr;
     if (id == nullptr || !id->is_string() || id->as_string().empty()) {
-      return message_error(1003, "Payload is not valid.");
+      return message_error(
+          1003, "items: Each unsubscribe payload must include a non-empty subscriptionId.");
     }
     ids.emplace_back(id->as_string());
   }
@@ -682,13 +803,19 @@ bool Engine::route(const Connection& conn, const PreparedEvent& event, JsonBytes
     return false;
   if (!may_receive(conn.roles, event.fanout.roles))
     return false;
-  if (options_.profile == Profile::v1_8)
+  if (!at_least_1_9(options_.profile))
     return intersects(conn.channels, event.fanout.channels);
   bool any = false;
   for (const auto& sub : conn.subscriptions) {
-    if (!intersects(sub.channels, event.fanout.channels))
-      continue;
-    if (!matches_all(sub.queries, payload))
+    // getSubscribers: a subscription matches through any of its channels that the event
+    // carries, with that channel's queries.
+    const bool matched = std::any_of(
+        sub.channels.begin(), sub.channels.end(), [&](const SubscribedChannel& channel) {
+          return std::find(event.fanout.channels.begin(), event.fanout.channels.end(),
+                           channel.name) != event.fanout.channels.end() &&
+                 matches_all(channel.queries, payload);
+        });
+    if (!matched)
       continue;
     suffix += any ? "," : R"(,"subscriptions":[)";
     append_json_string(suffix, sub.id);
@@ -737,25 +864,28 @@ std::variant<PublishRequest, std::string> Engine::parse_publish(const json::valu
       return std::string("`read` must be an array of strings");
     request.read = std::move(*roles);
   }
-  request.project = options_.projects.front();
+  request.project = options_.projects.front().id;
   if (const auto* project = o.if_contains("project"); project != nullptr && !project->is_null()) {
     if (!project->is_string())
       return std::string("`project` must be a string");
     request.project = std::string(project->as_string());
   }
-  if (!known_project(request.project))
+  if (find_project(request.project) == nullptr)
     return "unknown project " + request.project;
   return request;
 }
 
 std::variant<PreparedEvent, std::string> Engine::prepare(const PublishRequest& request) const {
-  auto computed = compute_fanout(options_.profile, request.event, request.params,
-                                 request.database_type, request.read, request.project);
+  auto computed =
+      compute_fanout(options_.profile, request.event, request.params, request.database_type,
+                     request.read, *find_project(request.project), request.payload);
   if (auto* error = std::get_if<std::string>(&computed))
     return std::move(*error);
   PreparedEvent event;
   event.project = request.project;
   event.fanout = std::get<Fanout>(std::move(computed));
+  if (const auto user = request.params.find("userId"); user != request.params.end())
+    event.user_id = user->second;
   event.head = R"({"type":"event","data":{"events":)";
   append_string_array(event.head, event.fanout.events);
   event.head += R"(,"channels":)";
@@ -768,6 +898,10 @@ std::variant<PreparedEvent, std::string> Engine::prepare(const PublishRequest& r
 }
 
 json::object Engine::publish(const PreparedEvent& event) {
+  // Appwrite refreshes the roles before it looks for receivers (app/realtime.php), so the
+  // team change itself already reaches the user as a member.
+  if (event.fanout.permissions_changed && !event.user_id.empty())
+    refresh_permissions(event.project, event.user_id);
   const auto timestamp = format_timestamp(std::chrono::system_clock::now());
   const JsonBytes payload{event.payload.data(), event.payload.size(), event.payload.capacity()};
   std::int64_t delivered = 0;
@@ -814,8 +948,17 @@ json::array Engine::connections_json() const {
     for (const auto& sub : conn.subscriptions) {
       json::object s;
       s["subscriptionId"] = sub.id;
-      s["channels"] = string_array(sub.channels);
-      s["queries"] = string_array(sub.query_json);
+      json::array names;
+      json::object by_channel;
+      for (const auto& channel : sub.channels) {
+        names.emplace_back(channel.name);
+        by_channel[channel.name] = string_array(channel.query_json);
+      }
+      s["channels"] = std::move(names);
+      // What Appwrite's subscription metadata reports: the first channel's queries.
+      s["queries"] =
+          sub.channels.empty() ? json::array{} : string_array(sub.channels.front().query_json);
+      s["queries_by_channel"] = std::move(by_channel);
       subs.emplace_back(std::move(s));
     }
     o["subscriptions"] = std::move(subs);
@@ -911,8 +1054,24 @@ HttpAnswer Engine::handle_control(const HttpRequest& request, std::string_view p
   }
   if (request.method == "POST" && path == "/_emulator/users")
     return create_user(body);
-  if (path == "/_emulator/sessions" || path == "/_emulator/clock")
-    return session_control(request.method, path, body);
+  if (path == "/_emulator/sessions")
+    return session_control(request.method, body);
+  if (request.method == "POST" && path == "/_emulator/clock") {
+    // One clock for everything that expires: the abuse limits' windows, sessions and JWTs.
+    const auto* advance = body.is_object() ? body.as_object().if_contains("advance") : nullptr;
+    if (advance == nullptr || !advance->is_number() || advance->to_number<double>() < 0 ||
+        advance->to_number<double>() > kMaxClockAdvance) {
+      return rest_error(400, "general_argument_invalid",
+                        "`advance` must be a number of seconds between 0 and 40000000");
+    }
+    const auto by = std::chrono::duration<double>(advance->to_number<double>());
+    clock_offset_ += std::chrono::duration_cast<RateWindow::Clock::duration>(by);
+    directory_.advance(std::chrono::duration_cast<std::chrono::system_clock::duration>(by));
+    json::object answer;
+    answer["advanced"] = std::chrono::duration<double>(clock_offset_).count();
+    answer["now"] = format_timestamp(directory_.now());
+    return HttpAnswer{200, json::serialize(answer), {}};
+  }
   return rest_error(404, "general_route_not_found", "Unknown control endpoint.");
 }
 
@@ -930,7 +1089,7 @@ HttpAnswer Engine::handle_rest(const HttpRequest& request, std::string_view path
                       "again.");
   }
   const auto project = header(request.headers, "x-appwrite-project");
-  if (!known_project(project)) {
+  if (find_project(project) == nullptr) {
     return rest_error(404, "project_not_found",
                       "Project with the requested ID could not be found. Please check the value "
                       "of the X-Appwrite-Project header to ensure the correct project ID is being "

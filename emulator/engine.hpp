@@ -3,6 +3,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -27,34 +28,50 @@ namespace sluice::emulator {
 
 struct Options {
   Profile profile = Profile::v1_9;
-  std::vector<std::string> projects;  // known project ids; "test" when none is given
-  std::string api_key;                // X-Appwrite-Key for the users endpoints; empty: none works
-  bool dev_errors = false;            // _APP_ENV=development: no error masking
+  std::vector<Project> projects;  // known projects; one, "test", when none is given
+  std::string api_key;            // X-Appwrite-Key for the users endpoints; empty: none works
+  bool dev_errors = false;        // _APP_ENV=development: no error masking
+  // How long the handshake's lookups take before `connected` (Appwrite's onOpen reads the
+  // project, the user and the abuse counter first). A message other than `ping` that arrives
+  // in that time finds no project context, as on a real server (see Engine::on_message).
+  std::chrono::milliseconds open_delay{50};
 };
 
-// Appwrite's inbound-message limit (§8): more than 32 messages within 60 s are refused. A
-// sliding window, so a test sending 33 messages in a burst is refused whatever the wall clock
-// says. Refused messages count too, as Appwrite's abuse counter does.
-class MessageRate {
+// The owner team a project gets when --fixtures does not name one.
+inline constexpr std::string_view kDefaultOwnerTeam = "owners";
+
+// One of Appwrite's abuse limits (§8): at most `limit` hits per 60 s. Appwrite counts in fixed
+// minutes aligned to the clock and does not count a refused hit (utopia-php/abuse
+// TimeLimit::check), so whether a burst is refused depends on where a minute starts. The
+// emulator refuses whenever some alignment would: at most `limit` accepted hits within any
+// 60 s. A client that passes here passes Appwrite wherever its minutes fall, and a test does
+// not depend on the wall clock. Owned by its Connection (messages) or the Engine (connects).
+class RateWindow {
  public:
   using Clock = std::chrono::steady_clock;
-  static constexpr std::size_t kLimit = 32;
   static constexpr Clock::duration kWindow = std::chrono::seconds(60);
 
+  explicit RateWindow(std::size_t limit) : limit_(limit) {}
   bool allow(Clock::time_point now);
 
  private:
-  std::array<Clock::time_point, kLimit> ring_{};
-  std::size_t count_ = 0;
-  std::size_t next_ = 0;
+  std::size_t limit_;
+  std::deque<Clock::time_point> accepted_;
+};
+
+// One channel of a subscription. Appwrite keeps queries per (subscription, channel), so
+// re-using a subscription id replaces the queries of the channels it lists and keeps the
+// others' (Adapter/Realtime.php subscribe).
+struct SubscribedChannel {
+  std::string name;                     // as Appwrite stores it: after convert_channels
+  std::vector<Query> queries;           // empty: select-all
+  std::vector<std::string> query_json;  // as sent, echoed in responses
 };
 
 struct Subscription {
   std::string id;
-  std::vector<std::string> requested;   // channels as the client named them
-  std::vector<std::string> channels;    // after convert_channels (account rewriting)
-  std::vector<Query> queries;           // empty: select-all
-  std::vector<std::string> query_json;  // as sent, echoed in responses
+  std::vector<std::string> requested;  // every channel as the client named it, for rebinding
+  std::vector<SubscribedChannel> channels;
 };
 
 // Protocol state of one realtime connection. Owned by its Peer; read by the Engine.
@@ -67,8 +84,9 @@ struct Connection {
   std::vector<std::string> url_channels;    // channels[] of the handshake URL, as given
   std::vector<std::string> channels;        // 1.8: converted URL channels
   std::vector<Subscription> subscriptions;  // 1.9
-  MessageRate rate;
-  std::string remote;
+  RateWindow rate{32};                      // inbound messages, pings included (§8)
+  std::string remote;                       // peer address as IP:PORT ([IPv6]:PORT)
+  bool opened = false;                      // the handshake succeeded: project context exists
 };
 
 // The socket side of a realtime connection as the Engine sees it. Implemented by the WebSocket
@@ -127,7 +145,8 @@ struct PublishRequest {
 struct PreparedEvent {
   std::string project;
   Fanout fanout;
-  std::string head;  // {"type":"event","data":{"events":[…],"channels":[…],"timestamp":"
+  std::string user_id;  // the `userId` param: whose roles a team or membership change refreshes
+  std::string head;     // {"type":"event","data":{"events":[…],"channels":[…],"timestamp":"
   std::string payload;
 };
 
@@ -157,8 +176,13 @@ class Engine {
   void detach(std::uint64_t connection_id);
   std::uint64_t next_connection_id() { return ++last_connection_id_; }
 
-  // One inbound text message of an open connection.
-  Outcome on_message(Connection& conn, std::string_view text, MessageRate::Clock::time_point now);
+  // One inbound text message. A connection whose handshake has not finished yet (open()
+  // not run) has no project context: everything but `ping` is refused as Appwrite does.
+  Outcome on_message(Connection& conn, std::string_view text);
+
+  // The clock of the abuse limits: steady time plus what POST /_emulator/clock advanced, so a
+  // test can move past a 60 s window without sleeping.
+  RateWindow::Clock::time_point now() const { return RateWindow::Clock::now() + clock_offset_; }
 
   // Delivery rule (§7): whether `conn` receives `event` with `payload`; in 1.9 appends
   // `,"subscriptions":[…]` to `suffix`.
@@ -192,14 +216,18 @@ class Engine {
   // scheduled for it (Directory::handshake); REST calls leave them waiting.
   Auth authenticate(std::string_view project, const Headers& headers, std::string_view query_jwt,
                     bool realtime);
-  bool known_project(std::string_view project) const;
+  const Project* find_project(std::string_view id) const;
   std::string mint_subscription_id();
   std::string response_frame(std::string_view to, boost::json::object data) const;
   Outcome message_error(int code, std::string_view message, bool close = false) const;
   Outcome on_authentication(Connection& conn, const boost::json::value* data);
   Outcome on_subscribe(Connection& conn, const boost::json::value* data);
   Outcome on_unsubscribe(Connection& conn, const boost::json::value* data);
+  // Binds the connection to `user` (nullptr: a guest) with fresh roles and re-subscribes
+  // every subscription as Appwrite does on `authentication` and `permissionsChanged`.
   void rebind(Connection& conn, const User* user);
+  // permissionsChanged (§7): re-subscribes the connections of `user_id` with fresh roles.
+  void refresh_permissions(std::string_view project, std::string_view user_id);
 
   HttpAnswer handle_control(const HttpRequest& request, std::string_view path);
   HttpAnswer handle_rest(const HttpRequest& request, std::string_view path);
@@ -208,15 +236,17 @@ class Engine {
   // `rest` is the path after /v1/users/ (accounts.cpp).
   HttpAnswer users_api(std::string_view method, std::string_view rest,
                        const boost::json::object& params);
-  // /_emulator/sessions and /_emulator/clock (accounts.cpp).
-  HttpAnswer session_control(std::string_view method, std::string_view path,
-                             const boost::json::value& body);
+  // /_emulator/sessions (accounts.cpp).
+  HttpAnswer session_control(std::string_view method, const boost::json::value& body);
   boost::json::array connections_json() const;
 
   Options options_;
   Directory directory_;
   std::map<std::uint64_t, std::shared_ptr<Peer>> peers_;
   std::uint64_t last_connection_id_ = 0;
+  // Connects per (IP, path), Appwrite's 128 per 60 s (§1, §8).
+  std::map<std::string, RateWindow, std::less<>> connects_;
+  RateWindow::Clock::duration clock_offset_{};
 };
 
 // Turns a JSON object into a user; used by /_emulator/users and --fixtures.

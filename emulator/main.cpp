@@ -20,7 +20,7 @@
 
 namespace {
 
-constexpr std::string_view kHelp = R"(usage: appwrite-emulator [options]
+constexpr std::string_view kHelp = R"help(usage: appwrite-emulator [options]
 
 A stand-in for an Appwrite server for tests, demos and benchmarks: the realtime WebSocket
 protocol (/v1/realtime), a few REST endpoints, and control endpoints to publish events.
@@ -28,35 +28,52 @@ protocol (/v1/realtime), a few REST endpoints, and control endpoints to publish 
 Options:
   --listen HOST:PORT     address to listen on (default 127.0.0.1:8080; port 0 picks a free
                          one). The first line on stdout is "listening on HOST:PORT".
-  --profile 1.9|1.8      behave like Appwrite 1.9.6 (default: URL and message subscriptions,
-                         subscription ids, ?jwt=) or 1.8.1 (URL subscriptions only)
+  --profile 1.9|main|1.8 behave like Appwrite 1.9.6 (default: URL and message subscriptions,
+                         subscription ids), like Appwrite's main branch after 1.9.6 (as 1.9,
+                         plus ?jwt= and executions named by resourceId/resourceType; it
+                         reports version 1.9.6 too, as that branch does), or like 1.8.1 (URL
+                         subscriptions only)
   --project ID           a known project id; repeatable (default: one project, "test").
                          Other ids get error 1008 "Missing or unknown project ID".
   --fixtures FILE        JSON seeding projects and users:
-                         {"projects": ["shop"],
+                         {"projects": ["shop", {"id": "crm", "team": "acme"}],
                           "users": [{"id": "alice", "email": "a@x.io", "password": "pw",
                                      "name": "Alice", "teams": ["t1"], "labels": ["vip"],
                                      "email_verified": true, "secret": "fixed-secret"}]}
                          A user with "secret" gets a session whose token is
-                         base64({"id":"alice","secret":"fixed-secret"}).
+                         base64({"id":"alice","secret":"fixed-secret"}). A project's "team"
+                         is its owner team (default "owners"): only its members receive
+                         `reports` events.
   --api-key KEY          the X-Appwrite-Key accepted by POST /v1/users/{id}/sessions and
                          POST /v1/users/{id}/jwts (without it those endpoints answer 401)
   --tls-cert FILE        PEM certificate chain; with --tls-key, connections that start with a
   --tls-key FILE         TLS handshake are served as https/wss on the same port (plain ones too)
   --dev-errors           do not mask error messages (Appwrite's development mode); by default
                          messages of codes 0 and >= 500 read "Error: Server Error"
+  --open-delay MS        how long the handshake takes before "connected" (default 50): a
+                         message other than ping sent before "connected" gets 1008 "Missing
+                         project context. Reconnect to the project first." and a close, as
+                         on Appwrite, whose handshake reads the database first
   --log-level LEVEL      debug, info (default), warn or error; logs go to stderr
   -h, --help             this text
 
 Realtime (GET /v1/realtime, WebSocket): project from X-Appwrite-Project then ?project= (1.8:
 the other way round); auth by cookie a_session_<project>[_legacy], X-Appwrite-Session,
-X-Fallback-Cookies, X-Appwrite-JWT or ?jwt= (1.9); channels[]=… in the URL; messages ping,
-authentication, and in 1.9 subscribe/unsubscribe. An Origin header must name host localhost.
-Limits: 32 messages per minute per connection (1013), frames over 64000 bytes drop the
-connection.
+X-Fallback-Cookies, X-Appwrite-JWT or ?jwt= (main only); channels[]=… in the URL; messages
+ping, authentication, and from 1.9 subscribe/unsubscribe (re-using a subscription id
+replaces the queries of the channels it lists only). An Origin header must name host
+localhost. A team or membership event with a "userId" param re-subscribes that user's
+connections with the user's current teams, silently (permissionsChanged).
+Limits, as Appwrite's: 128 connects per 60 s per client IP and path (error 1013 "Too many
+requests", then close); 32 messages per 60 s per connection, pings included (1013, the
+connection stays open); frames over 64000 bytes drop the connection; a session in
+"authentication" is at most 2048 characters; a subscriptionId is at most 36 characters of
+a-z A-Z 0-9 . - _ (or "unique()"). Appwrite counts in minutes aligned to its clock; the
+emulator refuses whenever some alignment would (any 60 s), so passing here means passing
+there. POST /_emulator/clock moves that clock forward.
 
 REST (Appwrite models and error bodies):
-  GET  /v1/health/version           {"version": "1.9.6" | "1.8.1"}
+  GET  /v1/health/version           {"version": "1.9.6" | "1.8.1"} (main: "1.9.6")
   GET  /v1/account                  the Account of the session or JWT; 401 otherwise
   POST /v1/account/sessions/email   {"email","password"} -> Session; "secret" is the token
   POST /v1/users/{id}/sessions      (X-Appwrite-Key) -> Session with the token in "secret"
@@ -88,11 +105,16 @@ Control (no authentication; loopback clients only):
   POST /_emulator/sessions     {"session": ID, "action": "revoke"|"expire", "when"?: "now"|
                                "handshake"}: deletes the session or ends it, now or at the
                                next realtime handshake (after a client's REST check)
-  GET|POST /_emulator/clock    {"advance": seconds} moves the clock sessions and JWTs expire
-                               by -> {"now"}
+  POST /_emulator/clock        {"advance": SECONDS} moves the emulator's clock forward (no
+                               sleeping in tests): the abuse limits' windows, sessions and
+                               JWTs -> {"advanced": total, "now"}
+
+Execution events (functions.[functionId].executions.[executionId].update) take the function
+from the payload as each version does: "functionId" on 1.9 and 1.8, "resourceId" with
+"resourceType" ("functions" or "sites") on main; the channel is functions.<that id>.
 
 SIGTERM and SIGINT stop the emulator with exit code 0.
-)";
+)help";
 
 [[noreturn]] void usage_error(const std::string& message) {
   std::cerr << "appwrite-emulator: " << message << " (see --help)\n";
@@ -145,6 +167,7 @@ int main(int argc, char** argv) {
   std::string fixtures;
   std::string tls_cert;
   std::string tls_key;
+  std::string profile_name = "1.9";
   std::vector<std::string_view> args(argv + 1, argv + argc);
   for (std::size_t i = 0; i < args.size(); ++i) {
     const auto arg = args[i];
@@ -160,15 +183,30 @@ int main(int argc, char** argv) {
       listen = value();
     } else if (arg == "--profile") {
       const auto p = value();
+      profile_name = p;
       if (p == "1.9") {
         options.profile = Profile::v1_9;
+      } else if (p == "main") {
+        options.profile = Profile::main;
       } else if (p == "1.8") {
         options.profile = Profile::v1_8;
       } else {
-        usage_error("--profile must be 1.9 or 1.8");
+        usage_error("--profile must be 1.9, main or 1.8");
       }
     } else if (arg == "--project") {
-      options.projects.push_back(value());
+      options.projects.push_back(Project{value(), std::string(kDefaultOwnerTeam)});
+    } else if (arg == "--open-delay") {
+      const auto text = value();
+      unsigned long ms = 0;
+      try {
+        std::size_t used = 0;
+        ms = std::stoul(text, &used);
+        if (used != text.size() || ms > 60000)
+          throw std::out_of_range("delay");
+      } catch (const std::exception&) {
+        usage_error("--open-delay takes milliseconds, 0 to 60000");
+      }
+      options.open_delay = std::chrono::milliseconds(ms);
     } else if (arg == "--fixtures") {
       fixtures = value();
     } else if (arg == "--api-key") {
@@ -229,7 +267,9 @@ int main(int argc, char** argv) {
               static_cast<unsigned>(bound.port()));
   std::fflush(stdout);
   sluice::log::info("emulator", "started",
-                    {{"profile", std::string(engine.version())}, {"tls", tls ? "yes" : "no"}});
+                    {{"profile", profile_name},
+                     {"version", std::string(engine.version())},
+                     {"tls", tls ? "yes" : "no"}});
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int) {

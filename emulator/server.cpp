@@ -92,7 +92,8 @@ class WsPeer final : public SocketPeer, public std::enable_shared_from_this<WsPe
         engine_(engine),
         wake_(ws_.get_executor()),
         drained_(ws_.get_executor()),
-        grace_(ws_.get_executor()) {
+        grace_(ws_.get_executor()),
+        opening_(ws_.get_executor()) {
     wake_.expires_at(asio::steady_timer::time_point::max());
     drained_.expires_at(asio::steady_timer::time_point::max());
   }
@@ -134,20 +135,35 @@ class WsPeer final : public SocketPeer, public std::enable_shared_from_this<WsPe
 
     connection_.id = engine_.next_connection_id();
     connection_.remote = std::move(remote);
-    auto opened = engine_.open(connection_, target, headers);
-    for (auto& frame : opened.frames)
-      queue_.push_back(std::move(frame));
-    if (opened.close) {
-      flush_then_close_ = true;
-    } else {
-      engine_.attach(self);
-    }
     asio::co_spawn(ws_.get_executor(), write_loop(self), asio::detached);
+    asio::co_spawn(ws_.get_executor(), open_later(self, target, headers), asio::detached);
     co_await read_loop();
     hard_close();
   }
 
  private:
+  // Appwrite's onOpen does its lookups before the connection has a project context, and
+  // reads messages meanwhile; Options::open_delay stands for those lookups, so a client that
+  // sends before `connected` meets the same refusal (Engine::on_message).
+  asio::awaitable<void> open_later(std::shared_ptr<WsPeer> self, std::string target,
+                                   Headers headers) {
+    if (const auto delay = engine_.options().open_delay; delay.count() > 0) {
+      opening_.expires_after(delay);
+      co_await opening_.async_wait(use_tuple);
+    }
+    if (closed_ || flush_then_close_)
+      co_return;
+    auto opened = engine_.open(connection_, target, headers);
+    for (auto& frame : opened.frames)
+      send(std::move(frame));
+    if (opened.close) {
+      flush_then_close_ = true;
+      wake_.cancel();
+    } else {
+      engine_.attach(self);
+    }
+  }
+
   asio::awaitable<void> read_loop() {
     beast::flat_buffer buffer;
     for (;;) {
@@ -167,7 +183,7 @@ class WsPeer final : public SocketPeer, public std::enable_shared_from_this<WsPe
       }
       const auto data = buffer.cdata();
       const std::string_view text(static_cast<const char*>(data.data()), data.size());
-      auto outcome = engine_.on_message(connection_, text, MessageRate::Clock::now());
+      auto outcome = engine_.on_message(connection_, text);
       buffer.clear();
       for (auto& frame : outcome.frames)
         send(std::move(frame));
@@ -221,6 +237,7 @@ class WsPeer final : public SocketPeer, public std::enable_shared_from_this<WsPe
     wake_.cancel();
     drained_.cancel();
     grace_.cancel();
+    opening_.cancel();
   }
 
   websocket::stream<Stream> ws_;
@@ -229,6 +246,7 @@ class WsPeer final : public SocketPeer, public std::enable_shared_from_this<WsPe
   asio::steady_timer wake_;     // cancelled to wake the writer
   asio::steady_timer drained_;  // cancelled when the queue drops to kLowWater
   asio::steady_timer grace_;
+  asio::steady_timer opening_;  // Options::open_delay
   bool flush_then_close_ = false;
   bool closed_ = false;
 };

@@ -219,7 +219,7 @@ std::vector<Segments> mirror(Profile profile, std::vector<Segments> events) {
   const std::string_view type = first[0];
   const std::string_view sub_type = first.size() > 2 ? std::string_view(first[2]) : "";
   enum class Mode { none, both, twin, tables_twin } mode = Mode::none;
-  if (profile == Profile::v1_9) {
+  if (at_least_1_9(profile)) {
     if (type == "tablesdb")
       mode = Mode::both;
     else if (type == "databases" && (sub_type == "collections" || sub_type == "tables"))
@@ -257,13 +257,29 @@ struct ChannelSet {
   bool permissions_changed = false;
 };
 
+// For an execution, the function comes from the payload as Appwrite takes it: `functionId` up to
+// 1.9.6, `resourceId` on main (PR #13209, which also added `resourceType`: `functions` or
+// `sites`). Empty when the payload does not have that shape.
+std::string execution_function(Profile profile, const boost::json::object& payload) {
+  const auto text = [&](std::string_view key) -> std::string_view {
+    const auto* value = payload.if_contains(key);
+    return value != nullptr && value->is_string() ? std::string_view(value->get_string())
+                                                  : std::string_view();
+  };
+  if (profile != Profile::main)
+    return std::string(text("functionId"));
+  const auto type = text("resourceType");
+  return type == "functions" || type == "sites" ? std::string(text("resourceId")) : std::string();
+}
+
 // Realtime::fromPayload (Adapter/Realtime.php:813-1007; 1.8.0 :227-331), with the ids taken
 // from the params instead of the payload and database/collection documents (they are equal in
-// Appwrite). Events Appwrite publishes only to the `console` project (schema changes,
-// deployments, rules, migrations, projects) give no channels here: no project connection
-// can receive them.
+// Appwrite), except an execution's `function`, whose payload field differs between versions.
+// Events Appwrite publishes only to the `console` project (schema changes, deployments, rules,
+// migrations, projects) give no channels here: no project connection can receive them.
 ChannelSet channels_for(Profile profile, const Segments& first, const Shape& shape,
-                        const std::vector<std::string>& read, std::string_view project_id) {
+                        const std::vector<std::string>& read, const Project& project,
+                        const std::string& function) {
   ChannelSet out;
   const std::string& type = first[0];
   const std::string& id1 = first[1];
@@ -311,16 +327,29 @@ ChannelSet channels_for(Profile profile, const Segments& first, const Shape& sha
   } else if (type == "functions") {
     // Only executions that someone may read are published (Adapter/Realtime.php:911-920).
     if (seg(2) == "executions" && !read.empty()) {
-      out.channels = {"console", "projects." + std::string(project_id), "executions",
-                      "executions." + seg(3), "functions." + id1};
+      out.channels = {"console", "projects." + project.id, "executions", "executions." + seg(3),
+                      "functions." + function};
       out.roles = read;
     }
-  } else if (type == "presences" && profile == Profile::v1_9) {
+  } else if (type == "reports") {
+    // Advisor reports and their insights (Adapter/Realtime.php:937-950 on main, also in
+    // 1.9.6): readable only by the project's owner team. No action suffix: neither `reports`
+    // nor `insights` is a resource leaf.
+    if (at_least_1_9(profile)) {
+      out.channels = {"reports", "reports." + id1};
+      if (seg(2) == "insights") {
+        out.channels.push_back("reports." + id1 + ".insights");
+        if (shape.sub)
+          out.channels.push_back("reports." + id1 + ".insights." + seg(3));
+      }
+      out.roles = {"team:" + project.owner_team};
+    }
+  } else if (type == "presences" && at_least_1_9(profile)) {
     out.channels = {"presences", "presences." + id1};
     out.roles = read;
   }
 
-  if (profile == Profile::v1_9 && !out.channels.empty()) {
+  if (at_least_1_9(profile) && !out.channels.empty()) {
     // Action suffix (≥1.9.5): the last segment if it is an action, else the second-to-last;
     // for users only a top-level action counts (sessions etc. get no suffix).
     std::size_t idx = 0;
@@ -351,7 +380,8 @@ std::variant<Fanout, std::string> compute_fanout(Profile profile, std::string_vi
                                                  const std::map<std::string, std::string>& params,
                                                  std::string_view database_type,
                                                  const std::vector<std::string>& read,
-                                                 std::string_view project_id) {
+                                                 const Project& project,
+                                                 const boost::json::object& payload) {
   auto parsed = parse_shape(pattern);
   if (auto* err = std::get_if<std::string>(&parsed))
     return *err;
@@ -402,7 +432,7 @@ std::variant<Fanout, std::string> compute_fanout(Profile profile, std::string_vi
   }
 
   // 1.8.x has no database types: every databases event keeps its `databases.` form.
-  if (profile == Profile::v1_9 && database_pattern && db_type != "legacy")
+  if (at_least_1_9(profile) && database_pattern && db_type != "legacy")
     rename_for_type(shape.segs, db_type);
 
   // Patterns, in generateEvents' order.
@@ -451,12 +481,27 @@ std::variant<Fanout, std::string> compute_fanout(Profile profile, std::string_vi
       }
     }
   }
-  const bool mirrored = database_pattern && !(profile == Profile::v1_9 &&
+  const bool mirrored = database_pattern && !(at_least_1_9(profile) &&
                                               (db_type == "documentsdb" || db_type == "vectorsdb"));
   if (mirrored)
     events = mirror(profile, std::move(events));
 
-  auto cs = channels_for(profile, events.front(), shape, read, project_id);
+  std::string function;
+  if (shape.segs[0] == "functions" && shape.segs.size() > 2 && shape.segs[2] == "executions" &&
+      !read.empty()) {
+    function = execution_function(profile, payload);
+    if (function.empty()) {
+      return profile == Profile::main
+                 ? std::string(
+                       "an execution's payload needs `resourceId` and `resourceType` "
+                       "(functions or sites) on this profile: Appwrite after 1.9.6 names "
+                       "the function there")
+                 : std::string(
+                       "an execution's payload needs `functionId` on this profile: "
+                       "Appwrite up to 1.9.6 names the function there");
+    }
+  }
+  auto cs = channels_for(profile, events.front(), shape, read, project, function);
   Fanout out;
   out.events.reserve(events.size());
   for (const auto& e : events)
@@ -511,7 +556,7 @@ std::vector<std::string> convert_channels(Profile profile, const std::vector<std
         added.push_back("account." + uid);
     } else if (ch.starts_with("account.")) {
       const std::string_view rest = std::string_view(ch).substr(8);
-      if (profile == Profile::v1_9 && is_action(rest)) {
+      if (at_least_1_9(profile) && is_action(rest)) {
         if (uid.empty())
           kept.push_back(ch);
         else

@@ -7,6 +7,8 @@
 #include <variant>
 #include <vector>
 
+#include <boost/json/object.hpp>
+
 #include "core/query.hpp"
 
 // What an Appwrite server publishes for a change, and who may receive it: the rules of
@@ -18,6 +20,20 @@ namespace sluice::emulator {
 enum class Profile {
   v1_8,  // Appwrite 1.8.x: URL subscriptions only, no subscription ids
   v1_9,  // Appwrite 1.9.6: URL and message subscriptions, action-suffixed channels
+  main,  // Appwrite's main branch after 1.9.6: as 1.9, plus ?jwt= and the newer execution shape
+};
+
+// Whether `profile` has what Appwrite 1.9 brought (subscription ids, message subscriptions,
+// tablesdb events); true for every profile after 1.8.
+constexpr bool at_least_1_9(Profile profile) {
+  return profile != Profile::v1_8;
+}
+
+// A project as the fan-out sees it: its id, and its owner team (the `teamId` of Appwrite's
+// project document), the only role that receives `reports` events.
+struct Project {
+  std::string id;
+  std::string owner_team;
 };
 
 struct Fanout {
@@ -35,12 +51,15 @@ struct Fanout {
 // from the publish request. On an unknown or malformed pattern returns an error message.
 // Events Appwrite publishes only to the `console` project (schema changes, deployments, …)
 // and executions nobody may read come back with events but no channels; an empty `roles`
-// means Appwrite would not publish at all. Pure: safe to call from any thread.
+// means Appwrite would not publish at all. `payload` is the resource as published: Appwrite
+// takes an execution's function from it (`functionId` up to 1.9.6, `resourceId` on main), so
+// an execution whose payload lacks that field is an error. Pure: safe to call from any thread.
 std::variant<Fanout, std::string> compute_fanout(Profile profile, std::string_view pattern,
                                                  const std::map<std::string, std::string>& params,
                                                  std::string_view database_type,
                                                  const std::vector<std::string>& read,
-                                                 std::string_view project_id);
+                                                 const Project& project,
+                                                 const boost::json::object& payload);
 
 struct User {
   std::string id;

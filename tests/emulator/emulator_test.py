@@ -22,6 +22,12 @@ BINARY = None
 
 def ws_connect(emu, query, tls=False, headers=None):
     """Opens a WebSocket by hand (stdlib has no client) and returns (socket, first frame)."""
+    reader = ws_upgrade(emu, query, tls, headers)
+    return reader, reader.next()
+
+
+def ws_upgrade(emu, query, tls=False, headers=None):
+    """Opens a WebSocket and returns its FrameReader without waiting for `connected`."""
     raw = socket.create_connection((emu.host, emu.port), timeout=10)
     sock = ssl._create_unverified_context().wrap_socket(raw, server_hostname=emu.host) if tls else raw
     key = base64.b64encode(os.urandom(16)).decode()
@@ -39,8 +45,20 @@ def ws_connect(emu, query, tls=False, headers=None):
     head, _, rest = response.partition(b"\r\n\r\n")
     if not head.startswith(b"HTTP/1.1 101"):
         raise AssertionError(head.decode())
-    reader = FrameReader(sock, rest)
-    return reader, reader.next()
+    return FrameReader(sock, rest)
+
+
+def client_frame(payload):
+    """One masked text frame, as a client must send it."""
+    data = payload.encode() if isinstance(payload, str) else payload
+    mask = os.urandom(4)
+    if len(data) < 126:
+        head = bytes([0x81, 0x80 | len(data)])
+    elif len(data) < 65536:
+        head = bytes([0x81, 0x80 | 126]) + len(data).to_bytes(2, "big")
+    else:
+        head = bytes([0x81, 0x80 | 127]) + len(data).to_bytes(8, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
 
 class FrameReader:
@@ -73,6 +91,14 @@ class FrameReader:
         message = json.loads(bytes(self.data[offset:offset + length]))
         del self.data[:offset + length]
         return message
+
+    def send(self, message):
+        self.sock.sendall(client_frame(json.dumps(message) if isinstance(message, dict) else message))
+
+    def wait_closed(self):
+        """Returns once the server closed the TCP connection (frames still unread are dropped)."""
+        while self.sock.recv(65536):
+            pass
 
     def close(self):
         self.sock.close()
@@ -154,6 +180,93 @@ class HelperTest(unittest.TestCase):
                 plain, connected = ws_connect(emu, "project=test", tls=False)
                 self.assertEqual(connected["type"], "connected")
                 plain.close()
+
+
+class StrictTest(unittest.TestCase):
+    """Each limit and check Appwrite applies, hit on purpose over real sockets."""
+
+    def test_a_subscribe_before_connected_finds_no_project_context(self):
+        with emulator.start(BINARY, args=["--dev-errors", "--open-delay", "500"]) as emu:
+            sock = ws_upgrade(emu, "project=test")
+            sock.send({"type": "ping"})
+            sock.send({"type": "subscribe", "data": [{"channels": ["rows"]}]})
+            self.assertEqual(sock.next(), {"type": "pong"})
+            self.assertEqual(sock.next(), {"type": "error", "data": {
+                "code": 1008, "message": "Missing project context. Reconnect to the project first."}})
+            sock.wait_closed()
+            sock.close()
+            # Waiting for `connected` is what a client must do; then subscribing works.
+            sock, connected = ws_connect(emu, "project=test")
+            self.assertEqual(connected["type"], "connected")
+            sock.send({"type": "subscribe", "data": [{"channels": ["rows"]}]})
+            self.assertEqual(sock.next()["data"]["to"], "subscribe")
+            sock.close()
+
+    def test_129th_connect_within_60s_gets_1013_and_a_close(self):
+        with emulator.start(BINARY, args=["--open-delay", "0"]) as emu:
+            for i in range(128):
+                sock, connected = ws_connect(emu, "project=test")
+                self.assertEqual(connected["type"], "connected", f"connect {i + 1}")
+                sock.close()
+            sock, refused = ws_connect(emu, "project=test")
+            self.assertEqual(refused, {"type": "error", "data": {
+                "code": 1013, "message": "Error: Server Error"}})  # masked: code >= 500
+            sock.wait_closed()
+            sock.close()
+            status, answer, _ = emu.request("POST", "/_emulator/clock", {"advance": 60})
+            self.assertEqual(status, 200, answer)
+            sock, connected = ws_connect(emu, "project=test")
+            self.assertEqual(connected["type"], "connected")
+            sock.close()
+
+    def test_33rd_message_within_60s_gets_1013_and_the_connection_stays(self):
+        with emulator.start(BINARY) as emu:
+            sock, _ = ws_connect(emu, "project=test")
+            for _ in range(33):
+                sock.send({"type": "ping"})
+            for _ in range(32):
+                self.assertEqual(sock.next(), {"type": "pong"})
+            self.assertEqual(sock.next()["data"]["code"], 1013)
+            emu.request("POST", "/_emulator/clock", {"advance": 60})
+            sock.send({"type": "ping"})
+            self.assertEqual(sock.next(), {"type": "pong"})
+            sock.close()
+
+    def test_frames_over_64000_bytes_drop_the_connection(self):
+        with emulator.start(BINARY) as emu:
+            sock, _ = ws_connect(emu, "project=test")
+            sock.send("x" * 64000)
+            self.assertEqual(sock.next()["data"]["code"], 1003)  # read, and not JSON
+            sock.send("x" * 64001)
+            sock.wait_closed()
+            sock.close()
+
+    def test_query_jwt_only_on_the_main_profile(self):
+        for profile, user in (("1.9", None), ("main", "alice")):
+            with emulator.start(BINARY, profile=profile, args=["--api-key", "k"]) as emu:
+                self.assertEqual(emu.version(), "1.9.6")  # main still calls itself 1.9.6
+                emu.create_user("alice")
+                status, body, _ = emu.request("POST", "/v1/users/alice/jwts", {}, headers={
+                    "X-Appwrite-Project": "test", "X-Appwrite-Key": "k"})
+                self.assertEqual(status, 201, body)
+                sock, connected = ws_connect(emu, "project=test&jwt=" + body["jwt"])
+                got = connected["data"]["user"]
+                self.assertEqual(got and got["$id"], user, profile)
+                sock.close()
+
+    def test_execution_events_in_each_profiles_shape(self):
+        event = "functions.[functionId].executions.[executionId].update"
+        params = {"functionId": "f1", "executionId": "e1"}
+        shapes = {"1.9": {"$id": "e1", "functionId": "f1"},
+                  "main": {"$id": "e1", "resourceId": "f1", "resourceType": "functions"}}
+        for profile, payload in shapes.items():
+            with emulator.start(BINARY, profile=profile) as emu:
+                answer = emu.publish(event=event, params=params, payload=payload)
+                self.assertIn("functions.f1", answer["channels"], profile)
+                other = shapes["main" if profile == "1.9" else "1.9"]
+                status, body, _ = emu.request("POST", "/_emulator/publish", {
+                    "event": event, "params": params, "payload": other, "read": ["any"]})
+                self.assertEqual(status, 400, profile)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,22 @@ TEST(Template, FilePathsNeutralisePayloadSlashesAndDots) {
   EXPECT_EQ(parse_ok("{payload.d}").render(event, {}), "x/y");
 }
 
+// An execution names its function `functionId` up to Appwrite 1.9.6 and `resourceId` after it:
+// one template serves both.
+TEST(Template, PayloadAlternativesTakeTheFirstPresent) {
+  const auto t = parse_ok("fn.{payload.resourceId|payload.functionId}");
+  EXPECT_EQ(t.render(make_event(R"({"$id":"e1","functionId":"f1"})"), {}), "fn.f1");
+  EXPECT_EQ(
+      t.render(make_event(R"({"$id":"e1","resourceId":"f1","resourceType":"functions"})"), {}),
+      "fn.f1");
+  EXPECT_EQ(t.render(make_event(R"({"resourceId":null,"functionId":"f2"})"), {}), "fn.f2");
+  EXPECT_EQ(t.render(make_event(R"({"$id":"e1"})"), {}), "fn.");
+  EXPECT_EQ(parse_error("{payload.a|}").offset, 0u);
+  EXPECT_EQ(parse_error("x{payload.a|route}").offset, 1u);
+  EXPECT_NE(parse_error("{payload.a|payload.b c}").message.find("invalid character"),
+            std::string::npos);
+}
+
 TEST(Template, MissingPayloadRendersEmpty) {
   Event empty;
   EXPECT_EQ(parse_ok("k-{payload.x}").render(empty, {}), "k-");

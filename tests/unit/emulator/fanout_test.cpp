@@ -19,9 +19,12 @@ using ::testing::UnorderedElementsAreArray;
 using Params = std::map<std::string, std::string>;
 const std::vector<std::string> kAny = {"any"};
 
+const Project kProject{"P", "owners"};
+
 Fanout fanout(Profile profile, std::string_view pattern, const Params& params,
-              std::string_view type = "", const std::vector<std::string>& read = kAny) {
-  auto result = compute_fanout(profile, pattern, params, type, read, "P");
+              std::string_view type = "", const std::vector<std::string>& read = kAny,
+              const boost::json::object& payload = {}) {
+  auto result = compute_fanout(profile, pattern, params, type, read, kProject, payload);
   if (auto* err = std::get_if<std::string>(&result)) {
     ADD_FAILURE() << "compute_fanout(" << pattern << ") failed: " << *err;
     return {};
@@ -30,8 +33,8 @@ Fanout fanout(Profile profile, std::string_view pattern, const Params& params,
 }
 
 std::string error_of(Profile profile, std::string_view pattern, const Params& params,
-                     std::string_view type = "") {
-  auto result = compute_fanout(profile, pattern, params, type, kAny, "P");
+                     std::string_view type = "", const boost::json::object& payload = {}) {
+  auto result = compute_fanout(profile, pattern, params, type, kAny, kProject, payload);
   if (auto* err = std::get_if<std::string>(&result))
     return *err;
   ADD_FAILURE() << "compute_fanout(" << pattern << ") unexpectedly succeeded";
@@ -282,23 +285,58 @@ TEST(FanoutEvents, MembershipStatusUpdate) {
 TEST(FanoutEvents, ExecutionUpdate) {
   const Params p = {{"functionId", "F"}, {"executionId", "E"}};
   const std::vector<std::string> read = {"user:A"};
-  const auto f =
-      fanout(Profile::v1_9, "functions.[functionId].executions.[executionId].update", p, "", read);
+  constexpr std::string_view kExecution = "functions.[functionId].executions.[executionId].update";
+  const boost::json::object shape19 = {{"$id", "E"}, {"functionId", "F"}};
+  const auto f = fanout(Profile::v1_9, kExecution, p, "", read, shape19);
   EXPECT_EQ(f.events.size(), 10u);
   EXPECT_THAT(f.channels,
               ElementsAre("console", "projects.P", "executions", "executions.E", "functions.F",
                           "executions.update", "executions.E.update", "functions.F.update"));
   EXPECT_EQ(f.roles, read);
-  const auto old =
-      fanout(Profile::v1_8, "functions.[functionId].executions.[executionId].update", p, "", read);
+  const auto old = fanout(Profile::v1_8, kExecution, p, "", read, shape19);
   EXPECT_THAT(old.channels,
               ElementsAre("console", "projects.P", "executions", "executions.E", "functions.F"));
   // An execution nobody may read is not published at all.
-  const auto hidden =
-      fanout(Profile::v1_9, "functions.[functionId].executions.[executionId].update", p, "", {});
+  const auto hidden = fanout(Profile::v1_9, kExecution, p, "", {});
   EXPECT_EQ(hidden.events.size(), 10u);
   EXPECT_TRUE(hidden.channels.empty());
   EXPECT_TRUE(hidden.roles.empty());
+}
+
+// After 1.9.6 (PR #13209) the payload names the function as resourceId + resourceType and
+// the channel follows it; the event strings keep the functionId param.
+TEST(FanoutEvents, ExecutionShapeAfter196) {
+  const Params p = {{"functionId", "F"}, {"executionId", "E"}};
+  constexpr std::string_view kExecution = "functions.[functionId].executions.[executionId].update";
+  const boost::json::object shape_main = {
+      {"$id", "E"}, {"resourceId", "F"}, {"resourceType", "functions"}};
+  const auto f = fanout(Profile::main, kExecution, p, "", kAny, shape_main);
+  EXPECT_EQ(f.events[0], "functions.F.executions.E.update");
+  EXPECT_THAT(f.channels,
+              ElementsAre("console", "projects.P", "executions", "executions.E", "functions.F",
+                          "executions.update", "executions.E.update", "functions.F.update"));
+  // Each profile refuses the other's shape instead of publishing on "functions.".
+  const boost::json::object shape19 = {{"$id", "E"}, {"functionId", "F"}};
+  EXPECT_THAT(error_of(Profile::main, kExecution, p, "", shape19), HasSubstr("resourceId"));
+  EXPECT_THAT(error_of(Profile::v1_9, kExecution, p, "", shape_main), HasSubstr("functionId"));
+  EXPECT_THAT(error_of(Profile::main, kExecution, p, "",
+                       {{"resourceId", "F"}, {"resourceType", "workers"}}),
+              HasSubstr("resourceType"));
+}
+
+TEST(FanoutEvents, ReportsReachTheOwnerTeamOnly) {
+  const auto report = fanout(Profile::v1_9, "reports.[reportId].delete", {{"reportId", "R"}});
+  EXPECT_THAT(report.events,
+              ElementsAre("reports.R.delete", "reports.*.delete", "reports.R", "reports.*"));
+  EXPECT_THAT(report.channels, ElementsAre("reports", "reports.R"));
+  EXPECT_THAT(report.roles, ElementsAre("team:owners"));
+  const auto insight = fanout(Profile::main, "reports.[reportId].insights.[insightId].create",
+                              {{"reportId", "R"}, {"insightId", "I"}});
+  EXPECT_THAT(insight.channels,
+              ElementsAre("reports", "reports.R", "reports.R.insights", "reports.R.insights.I"));
+  EXPECT_THAT(insight.roles, ElementsAre("team:owners"));
+  EXPECT_TRUE(
+      fanout(Profile::v1_8, "reports.[reportId].delete", {{"reportId", "R"}}).channels.empty());
 }
 
 TEST(FanoutEvents, ConsoleOnlyEventsHaveNoProjectChannels) {
