@@ -22,6 +22,11 @@ Metrics::Metrics()
                         .Name("sluice_upstream_disconnects_total")
                         .Help("Lost realtime connections by reason")
                         .Register(*registry_)),
+      auth_failures_(&BuildCounter()
+                          .Name("sluice_upstream_auth_failures_total")
+                          .Help("Realtime connections whose credentials the server refused "
+                                "(rejected) or took for a guest's (guest), by reason")
+                          .Register(*registry_)),
       gap_seconds_(&BuildCounter()
                         .Name("sluice_upstream_gap_seconds_total")
                         .Help("Seconds spent disconnected since the first connect (events in "
@@ -124,6 +129,8 @@ Metrics::Metrics()
   events_unmatched_->Add({});
   connects_->Add({{"result", "success"}});
   connects_->Add({{"result", "failure"}});
+  auth_failures_->Add({{"reason", "guest"}});
+  auth_failures_->Add({{"reason", "rejected"}});
   config_reloads_->Add({{"result", "success"}});
   config_reloads_->Add({{"result", "failure"}});
   config_last_reload_successful_->Add({}).Set(1);
@@ -139,6 +146,10 @@ prometheus::Gauge& Metrics::upstream_connected() {
 prometheus::Counter& Metrics::connects(bool success) {
   return connects_->Add({{"result", success ? "success" : "failure"}});
 }
+prometheus::Counter& Metrics::auth_failures(std::string_view reason) {
+  return auth_failures_->Add({{"reason", std::string(reason)}});
+}
+
 prometheus::Counter& Metrics::disconnects(std::string_view reason) {
   return disconnects_->Add({{"reason", std::string(reason)}});
 }

@@ -56,6 +56,9 @@ class Metrics {
   prometheus::Gauge& upstream_connected();
   prometheus::Counter& connects(bool success);
   prometheus::Counter& disconnects(std::string_view reason);
+  // The server refused the credentials ("rejected": a 401/403 error frame) or took them for a
+  // guest's ("guest": `connected` with a null user).
+  prometheus::Counter& auth_failures(std::string_view reason);
   prometheus::Counter& gap_seconds();
   prometheus::Counter& frames_invalid(
       std::string_view reason);  // sluice_upstream_frames_invalid_total
@@ -81,6 +84,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* upstream_connected_;
   prometheus::Family<prometheus::Counter>* connects_;
   prometheus::Family<prometheus::Counter>* disconnects_;
+  prometheus::Family<prometheus::Counter>* auth_failures_;
   prometheus::Family<prometheus::Counter>* gap_seconds_;
   prometheus::Family<prometheus::Counter>* frames_invalid_;
   prometheus::Family<prometheus::Counter>* events_received_;

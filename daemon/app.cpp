@@ -144,6 +144,7 @@ class App {
     const auto& admin = gen->config.admin;
     admin::Handlers handlers;
     handlers.ready = [this] { return ready(); };
+    handlers.not_ready_reason = [this] { return not_ready_reason(); };
     handlers.status_json = [this] { return admin::to_json(status_report()); };
     admin_ =
         std::make_unique<admin::AdminServer>(io_.get_executor(), metrics_, handlers, admin.token);
@@ -200,6 +201,23 @@ class App {
         return false;
     }
     return true;
+  }
+
+  // Why ready() is false, in words (the upstream's last error, or the sink that holds it up).
+  std::string not_ready_reason() const {
+    const auto& s = client_->status();
+    if (!client_->subscribed()) {
+      return fmt::format("upstream {}{}{}", upstream::state_name(s.state),
+                         s.last_error.empty() ? "" : ": ", s.last_error);
+    }
+    for (const auto& w : dispatcher_.current().workers) {
+      const auto st = w->stats();
+      if (st.stuck || !st.buffer_persisting) {
+        return fmt::format("sink {} {}", w->name(),
+                           st.stuck ? "is stuck" : "cannot write its disk buffer");
+      }
+    }
+    return {};
   }
 
   admin::StatusReport status_report() const {

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdio>
 #include <stdexcept>
+#include <utility>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -122,6 +123,26 @@ std::string format_timestamp(std::chrono::system_clock::time_point when) {
   return std::string(buf.data(), static_cast<std::size_t>(n));
 }
 
+std::string http_date(std::chrono::system_clock::time_point when) {
+  using namespace std::chrono;
+  static constexpr std::array<const char*, 7> kDays = {"Sun", "Mon", "Tue", "Wed",
+                                                       "Thu", "Fri", "Sat"};
+  static constexpr std::array<const char*, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const auto s = floor<seconds>(when);
+  const auto day = floor<days>(s);
+  const year_month_day ymd{day};
+  const hh_mm_ss hms{s - day};
+  std::array<char, 40> buf{};
+  const int n =
+      std::snprintf(buf.data(), buf.size(), "%s, %02u %s %04d %02d:%02d:%02d GMT",
+                    kDays[weekday{day}.c_encoding()], static_cast<unsigned>(ymd.day()),
+                    kMonths[static_cast<unsigned>(ymd.month()) - 1], static_cast<int>(ymd.year()),
+                    static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                    static_cast<int>(hms.seconds().count()));
+  return std::string(buf.data(), static_cast<std::size_t>(n));
+}
+
 bool valid_custom_id(std::string_view id) {
   if (id.empty() || id.size() > 36)
     return false;
@@ -166,12 +187,86 @@ const User* Directory::find_by_email(std::string_view email) const {
   return nullptr;
 }
 
-const SessionRecord& Directory::create_session(const std::string& user_id, std::string secret) {
+const SessionRecord& Directory::create_session(const std::string& user_id, std::string secret,
+                                               std::string provider) {
   if (secret.empty())
     secret = random_hex(32);
-  SessionRecord record{random_hex(10), user_id, secret, std::chrono::system_clock::now()};
+  const auto created = now();
+  SessionRecord record;
+  record.id = random_hex(10);
+  record.user_id = user_id;
+  record.secret = secret;
+  record.provider = std::move(provider);
+  record.created = created;
+  record.expire = created + kSessionLifetime;
   auto [it, inserted] = sessions_.insert_or_assign(secret, std::move(record));
   return it->second;
+}
+
+SessionRecord* Directory::find_session_mutable(std::string_view session_id) {
+  for (auto& [secret, session] : sessions_) {
+    if (session.id == session_id)
+      return &session;
+  }
+  return nullptr;
+}
+
+const SessionRecord* Directory::find_session(std::string_view session_id) const {
+  return const_cast<Directory*>(this)->find_session_mutable(session_id);
+}
+
+bool Directory::delete_session(std::string_view user_id, std::string_view session_id) {
+  const auto* session = find_session(session_id);
+  if (session == nullptr || session->user_id != user_id)
+    return false;
+  sessions_.erase(session->secret);
+  return true;
+}
+
+bool Directory::change_session(std::string_view session_id, SessionRecord::AtHandshake change,
+                               bool at_handshake) {
+  auto* session = find_session_mutable(session_id);
+  if (session == nullptr)
+    return false;
+  if (at_handshake) {
+    session->at_handshake = change;
+  } else if (change == SessionRecord::AtHandshake::revoke) {
+    sessions_.erase(session->secret);
+  } else if (change == SessionRecord::AtHandshake::expire) {
+    session->expire = now();
+  }
+  return true;
+}
+
+void Directory::handshake() {
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    const auto change = std::exchange(it->second.at_handshake, SessionRecord::AtHandshake::none);
+    if (change == SessionRecord::AtHandshake::revoke) {
+      it = sessions_.erase(it);
+      continue;
+    }
+    if (change == SessionRecord::AtHandshake::expire)
+      it->second.expire = now();
+    ++it;
+  }
+}
+
+boost::json::array Directory::sessions_json() const {
+  boost::json::array list;
+  for (const auto& [secret, session] : sessions_) {
+    boost::json::object o;
+    o["$id"] = session.id;
+    o["userId"] = session.user_id;
+    o["provider"] = session.provider;
+    o["$createdAt"] = format_timestamp(session.created);
+    o["expire"] = format_timestamp(session.expire);
+    o["expired"] = session.expire < now();
+    o["jwts"] = session.jwts;
+    o["jwtExpire"] = session.jwt_expire ? boost::json::value(format_timestamp(*session.jwt_expire))
+                                        : boost::json::value(nullptr);
+    list.emplace_back(std::move(o));
+  }
+  return list;
 }
 
 std::string Directory::session_token(const SessionRecord& session) {
@@ -181,7 +276,7 @@ std::string Directory::session_token(const SessionRecord& session) {
   return base64_encode(boost::json::serialize(o));
 }
 
-const User* Directory::user_for_token(std::string_view token) const {
+const SessionRecord* Directory::session_for_token(std::string_view token) const {
   std::string decoded;
   if (token.empty() || !base64_decode(token, decoded))
     return nullptr;
@@ -195,10 +290,16 @@ const User* Directory::user_for_token(std::string_view token) const {
     return nullptr;
   }
   const auto it = sessions_.find(std::string_view(secret->as_string()));
-  if (it == sessions_.end() || it->second.user_id != std::string_view(id->as_string())) {
+  if (it == sessions_.end() || it->second.user_id != std::string_view(id->as_string()) ||
+      it->second.expire < now()) {
     return nullptr;
   }
-  return find_user(it->second.user_id);
+  return &it->second;
+}
+
+const User* Directory::user_for_token(std::string_view token) const {
+  const auto* session = session_for_token(token);
+  return session == nullptr ? nullptr : find_user(session->user_id);
 }
 
 std::string Directory::sign(std::string_view data) const {
@@ -210,11 +311,25 @@ std::string Directory::sign(std::string_view data) const {
 }
 
 std::string Directory::mint_jwt(const User& user, std::string_view session_id,
-                                std::chrono::seconds lifetime) const {
+                                std::chrono::seconds lifetime) {
+  SessionRecord* session = nullptr;
+  for (auto& [secret, candidate] : sessions_) {
+    if (candidate.user_id != user.id)
+      continue;
+    const bool recent =
+        session_id == "recent" && (session == nullptr || candidate.created >= session->created);
+    if (recent || candidate.id == session_id)
+      session = &candidate;
+  }
+  const auto expire = now() + lifetime;
+  if (session != nullptr) {
+    ++session->jwts;
+    session->jwt_expire = expire;
+  }
   boost::json::object payload;
   payload["userId"] = user.id;
-  payload["sessionId"] = session_id;
-  payload["exp"] = unix_seconds(std::chrono::system_clock::now() + lifetime);
+  payload["sessionId"] = session == nullptr ? std::string() : session->id;
+  payload["exp"] = unix_seconds(expire);
   auto text = base64_encode(R"({"typ":"JWT","alg":"HS256"})", true);
   text += '.';
   text += base64_encode(boost::json::serialize(payload), true);
@@ -224,7 +339,8 @@ std::string Directory::mint_jwt(const User& user, std::string_view session_id,
   return text;
 }
 
-std::variant<const User*, std::string> Directory::verify_jwt(std::string_view jwt) const {
+std::variant<JwtIdentity, std::string> Directory::verify_jwt(std::string_view jwt,
+                                                             JwtSessionRule rule) const {
   const std::string prefix = "Failed to verify JWT. ";
   const auto first = jwt.find('.');
   const auto second = first == std::string_view::npos ? first : jwt.find('.', first + 1);
@@ -247,14 +363,23 @@ std::variant<const User*, std::string> Directory::verify_jwt(std::string_view jw
     return prefix + "Invalid token: Corrupt payload";
   const auto& o = payload.as_object();
   const auto* exp = o.if_contains("exp");
-  if (exp == nullptr || !exp->is_int64() ||
-      unix_seconds(std::chrono::system_clock::now()) >= exp->as_int64()) {
+  if (exp == nullptr || !exp->is_int64() || unix_seconds(now()) >= exp->as_int64()) {
     return prefix + "Invalid token: Expired";
   }
-  const auto* user_id = o.if_contains("userId");
-  if (user_id == nullptr || !user_id->is_string())
-    return static_cast<const User*>(nullptr);
-  return find_user(std::string_view(user_id->as_string()));
+  JwtIdentity identity;
+  if (const auto* user_id = o.if_contains("userId"); user_id != nullptr && user_id->is_string())
+    identity.user = find_user(std::string_view(user_id->as_string()));
+  if (const auto* s = o.if_contains("sessionId"); s != nullptr && s->is_string())
+    identity.session_id = std::string(s->as_string());
+  if (identity.session_id.empty())
+    return identity;
+  const auto* session = find_session(identity.session_id);
+  const bool usable = session != nullptr && identity.user != nullptr &&
+                      session->user_id == identity.user->id &&
+                      (rule == JwtSessionRule::gone || session->expire >= now());
+  if (!usable)
+    identity.user = nullptr;
+  return identity;
 }
 
 boost::json::object account_model(const User& user) {
@@ -290,8 +415,8 @@ boost::json::object session_model(const SessionRecord& session, const User& user
   o["$createdAt"] = created;
   o["$updatedAt"] = created;
   o["userId"] = user.id;
-  o["expire"] = format_timestamp(session.created + std::chrono::hours(24 * 365));
-  o["provider"] = "email";
+  o["expire"] = format_timestamp(session.expire);
+  o["provider"] = session.provider;
   o["providerUid"] = user.email;
   o["providerAccessToken"] = "";
   o["providerAccessTokenExpiry"] = "";

@@ -15,6 +15,10 @@ namespace json = boost::json;
 
 namespace {
 
+// How far one POST /_emulator/clock may move the clock: past a year, Appwrite's default session
+// length.
+constexpr double kMaxClockAdvance = 40000000;
+
 json::array string_array(const std::vector<std::string>& items) {
   json::array a;
   a.reserve(items.size());
@@ -358,7 +362,9 @@ std::string Engine::mint_subscription_id() {
 }
 
 Engine::Auth Engine::authenticate(std::string_view project, const Headers& headers,
-                                  std::string_view query_jwt) const {
+                                  std::string_view query_jwt, bool realtime) {
+  if (realtime)
+    directory_.handshake();
   Auth auth;
   const std::string name = "a_session_" + std::string(project);
   std::optional<std::string> token = cookie(headers, name);
@@ -379,8 +385,14 @@ Engine::Auth Engine::authenticate(std::string_view project, const Headers& heade
       }
     }
   }
-  if (token)
-    auth.user = directory_.user_for_token(*token);
+  if (token) {
+    // An unknown, revoked or expired session is a guest, not an error (Appwrite's
+    // sessionVerify).
+    if (const auto* session = directory_.session_for_token(*token)) {
+      auth.user = directory_.find_user(session->user_id);
+      auth.session_id = session->id;
+    }
+  }
 
   std::string jwt = header(headers, "x-appwrite-jwt");
   if (jwt.empty())
@@ -396,14 +408,21 @@ Engine::Auth Engine::authenticate(std::string_view project, const Headers& heade
         "https://appwrite.io/docs/products/auth/server-side-rendering";
     return auth;
   }
-  auto verified = directory_.verify_jwt(jwt);
+  // 1.8 and 1.9.6 look only for the JWT's session; later servers also check that it has not
+  // expired. Either way a JWT without a usable session is a guest, with no error.
+  const auto rule =
+      options_.profile == Profile::main ? JwtSessionRule::gone_or_expired : JwtSessionRule::gone;
+  auto verified = directory_.verify_jwt(jwt, rule);
   if (auto* error = std::get_if<std::string>(&verified)) {
     auth.error = 401;
     auth.type = "user_jwt_invalid";
     auth.message = std::move(*error);
     return auth;
   }
-  auth.user = std::get<const User*>(verified);
+  auto& identity = std::get<JwtIdentity>(verified);
+  auth.user = identity.user;
+  if (auth.user != nullptr)
+    auth.session_id = std::move(identity.session_id);
   return auth;
 }
 
@@ -457,7 +476,7 @@ Outcome Engine::open(Connection& conn, std::string_view target, const Headers& h
   // ?jwt= exists only after 1.9.6 (app/init/realtime/connection.php on main).
   const auto auth = authenticate(
       project, headers,
-      options_.profile == Profile::main ? std::string_view(query_jwt) : std::string_view());
+      options_.profile == Profile::main ? std::string_view(query_jwt) : std::string_view(), true);
   if (auth.error != 0)
     return fail(static_cast<int>(auth.error), auth.message);
 
@@ -480,6 +499,7 @@ Outcome Engine::open(Connection& conn, std::string_view target, const Headers& h
 
   if (auth.user != nullptr)
     conn.user = *auth.user;
+  conn.session_id = auth.session_id;
   const User* user = conn.user ? &*conn.user : nullptr;
   conn.roles = connection_roles(user);
 
@@ -921,6 +941,7 @@ json::array Engine::connections_json() const {
     o["id"] = conn.id;
     o["project"] = conn.project;
     o["user"] = conn.user ? json::value(conn.user->id) : json::value(nullptr);
+    o["session"] = conn.session_id.empty() ? json::value(nullptr) : json::value(conn.session_id);
     o["roles"] = string_array(conn.roles);
     o["channels"] = string_array(conn.channels);
     json::array subs;
@@ -980,7 +1001,11 @@ HttpAnswer Engine::handle_http(const HttpRequest& request) {
     }
     return handle_control(request, path);
   }
-  return handle_rest(request, path);
+  auto answer = handle_rest(request, path);
+  // Appwrite's Date header, from the emulator's clock: a client that judges expiries by the
+  // server's time sees the clock a test moved.
+  answer.headers.emplace_back("Date", http_date(directory_.now()));
+  return answer;
 }
 
 HttpAnswer Engine::handle_control(const HttpRequest& request, std::string_view path) {
@@ -1029,17 +1054,22 @@ HttpAnswer Engine::handle_control(const HttpRequest& request, std::string_view p
   }
   if (request.method == "POST" && path == "/_emulator/users")
     return create_user(body);
+  if (path == "/_emulator/sessions")
+    return session_control(request.method, body);
   if (request.method == "POST" && path == "/_emulator/clock") {
+    // One clock for everything that expires: the abuse limits' windows, sessions and JWTs.
     const auto* advance = body.is_object() ? body.as_object().if_contains("advance") : nullptr;
     if (advance == nullptr || !advance->is_number() || advance->to_number<double>() < 0 ||
-        advance->to_number<double>() > 86400) {
+        advance->to_number<double>() > kMaxClockAdvance) {
       return rest_error(400, "general_argument_invalid",
-                        "`advance` must be a number of seconds between 0 and 86400");
+                        "`advance` must be a number of seconds between 0 and 40000000");
     }
-    clock_offset_ += std::chrono::duration_cast<RateWindow::Clock::duration>(
-        std::chrono::duration<double>(advance->to_number<double>()));
+    const auto by = std::chrono::duration<double>(advance->to_number<double>());
+    clock_offset_ += std::chrono::duration_cast<RateWindow::Clock::duration>(by);
+    directory_.advance(std::chrono::duration_cast<std::chrono::system_clock::duration>(by));
     json::object answer;
     answer["advanced"] = std::chrono::duration<double>(clock_offset_).count();
+    answer["now"] = format_timestamp(directory_.now());
     return HttpAnswer{200, json::serialize(answer), {}};
   }
   return rest_error(404, "general_route_not_found", "Unknown control endpoint.");
@@ -1076,7 +1106,7 @@ HttpAnswer Engine::handle_rest(const HttpRequest& request, std::string_view path
   const auto& params = body.as_object();
 
   if (path == "/v1/account" && request.method == "GET") {
-    const auto auth = authenticate(project, request.headers, "");
+    const auto auth = authenticate(project, request.headers, "", false);
     if (auth.error != 0)
       return rest_error(auth.error, auth.type, auth.message);
     if (auth.user == nullptr) {
@@ -1107,48 +1137,12 @@ HttpAnswer Engine::handle_rest(const HttpRequest& request, std::string_view path
     answer.headers.emplace_back("X-Fallback-Cookies", json::serialize(fallback));
     return answer;
   }
-  if (users && request.method == "POST") {
+  if (users && (request.method == "POST" || request.method == "DELETE")) {
     if (options_.api_key.empty() || header(request.headers, "x-appwrite-key") != options_.api_key) {
       return rest_error(401, "general_unauthorized_scope",
                         R"(User (role: guests) missing scopes (["users.write"]))");
     }
-    // /v1/users/{userId}/sessions or /v1/users/{userId}/jwts
-    const auto rest = path.substr(std::string_view("/v1/users/").size());
-    const auto slash = rest.find('/');
-    const auto user_id = rest.substr(0, slash);
-    const auto action = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
-    if (action != "/sessions" && action != "/jwts") {
-      return rest_error(404, "general_route_not_found",
-                        "The requested route was not found. Please refer to the API docs and try "
-                        "again.");
-    }
-    const User* user = directory_.find_user(user_id);
-    if (user == nullptr) {
-      return rest_error(404, "user_not_found", "User with the requested ID could not be found.");
-    }
-    if (action == "/sessions") {
-      const auto& session = directory_.create_session(user->id);
-      return HttpAnswer{
-          201,
-          json::serialize(session_model(session, *user, Directory::session_token(session))),
-          {}};
-    }
-    std::int64_t duration = 900;
-    if (const auto* d = params.if_contains("duration"); d != nullptr && !d->is_null()) {
-      if (!d->is_int64() || d->as_int64() < 0 || d->as_int64() > 3600) {
-        return rest_error(400, "general_argument_invalid",
-                          "Invalid `duration` param: Value must be a valid range between 0 and "
-                          "3,600");
-      }
-      duration = d->as_int64();
-    }
-    std::string session_id;
-    if (const auto* s = params.if_contains("sessionId"); s != nullptr && s->is_string()) {
-      session_id = std::string(s->as_string());
-    }
-    json::object answer;
-    answer["jwt"] = directory_.mint_jwt(*user, session_id, std::chrono::seconds(duration));
-    return HttpAnswer{201, json::serialize(answer), {}};
+    return users_api(request.method, path.substr(std::string_view("/v1/users/").size()), params);
   }
   return rest_error(404, "general_route_not_found",
                     "The requested route was not found. Please refer to the API docs and try "

@@ -80,6 +80,7 @@ struct Connection {
   std::uint64_t id = 0;
   std::string project;
   std::optional<User> user;  // a copy: later changes to the user need a reconnect, as in Appwrite
+  std::string session_id;    // the session the handshake authenticated with, if any
   std::vector<std::string> roles;
   std::vector<std::string> url_channels;    // channels[] of the handshake URL, as given
   std::vector<std::string> channels;        // 1.8: converted URL channels
@@ -212,8 +213,10 @@ class Engine {
     std::string type;
     std::string message;
   };
-  Auth authenticate(std::string_view project, const Headers& headers,
-                    std::string_view query_jwt) const;
+  // `realtime`: a WebSocket handshake, which first carries out the session changes a test
+  // scheduled for it (Directory::handshake); REST calls leave them waiting.
+  Auth authenticate(std::string_view project, const Headers& headers, std::string_view query_jwt,
+                    bool realtime);
   const Project* find_project(std::string_view id) const;
   std::string mint_subscription_id();
   std::string response_frame(std::string_view to, boost::json::object data) const;
@@ -230,6 +233,12 @@ class Engine {
   HttpAnswer handle_control(const HttpRequest& request, std::string_view path);
   HttpAnswer handle_rest(const HttpRequest& request, std::string_view path);
   HttpAnswer create_user(const boost::json::value& body);
+  // POST /v1/users/{userId}/sessions and /jwts, DELETE /v1/users/{userId}/sessions/{sessionId};
+  // `rest` is the path after /v1/users/ (accounts.cpp).
+  HttpAnswer users_api(std::string_view method, std::string_view rest,
+                       const boost::json::object& params);
+  // /_emulator/sessions (accounts.cpp).
+  HttpAnswer session_control(std::string_view method, const boost::json::value& body);
   boost::json::array connections_json() const;
 
   Options options_;

@@ -77,8 +77,11 @@ REST (Appwrite models and error bodies):
   GET  /v1/account                  the Account of the session or JWT; 401 otherwise
   POST /v1/account/sessions/email   {"email","password"} -> Session; "secret" is the token
   POST /v1/users/{id}/sessions      (X-Appwrite-Key) -> Session with the token in "secret"
-  POST /v1/users/{id}/jwts          (X-Appwrite-Key) {"sessionId"?, "duration"? seconds,
-                                    default 900, 0 = already expired} -> {"jwt"}
+  POST /v1/users/{id}/jwts          (X-Appwrite-Key) {"sessionId"? (one of the user's, or
+                                    "recent"; otherwise the JWT has no session), "duration"?
+                                    seconds, default 900, 0 = already expired} -> {"jwt"}
+  DELETE /v1/users/{id}/sessions/{sessionId}  (X-Appwrite-Key) -> 204
+  REST answers carry a Date header from the emulator's clock (see /_emulator/clock).
 
 Control (no authentication; loopback clients only):
   POST /_emulator/publish      {"event": "databases.[databaseId].tables.[tableId].rows.[rowId].update",
@@ -91,13 +94,20 @@ Control (no authentication; loopback clients only):
                                -> {"sent","delivered","seconds"} when done
   POST /_emulator/disconnect   {"user"?: ID (null: guests)} drops matching connections
                                (all without "user") with a TCP close -> {"disconnected"}
-  GET  /_emulator/connections  [{"id","project","user","roles","channels","subscriptions",
-                               "remote"}]
+  GET  /_emulator/connections  [{"id","project","user","session","roles","channels",
+                               "subscriptions","remote"}] ("session": the one it authenticated
+                               with, null for none)
   POST /_emulator/users        {"id"?,"email"?,"password"?,"name"?,"teams"?,"labels"?,
                                 "secret"?} creates or replaces a user
                                -> {"userId","session","sessionId"}
-  POST /_emulator/clock        {"advance": SECONDS} moves the clock of the abuse limits
-                               forward (no sleeping in tests) -> {"advanced": total}
+  GET  /_emulator/sessions     [{"$id","userId","provider","expire","expired","jwts",
+                               "jwtExpire"}] ("jwts": how many JWTs were minted for it)
+  POST /_emulator/sessions     {"session": ID, "action": "revoke"|"expire", "when"?: "now"|
+                               "handshake"}: deletes the session or ends it, now or at the
+                               next realtime handshake (after a client's REST check)
+  POST /_emulator/clock        {"advance": SECONDS} moves the emulator's clock forward (no
+                               sleeping in tests): the abuse limits' windows, sessions and
+                               JWTs -> {"advanced": total, "now"}
 
 Execution events (functions.[functionId].executions.[executionId].update) take the function
 from the payload as each version does: "functionId" on 1.9 and 1.8, "resourceId" with

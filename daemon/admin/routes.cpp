@@ -106,7 +106,10 @@ Response Routes::handle(const Request& request) {
           if (handlers_.ready && handlers_.ready()) {
             set_text(response, http::status::ok, "ready\n");
           } else {
-            set_text(response, http::status::service_unavailable, "not ready\n");
+            const auto reason =
+                handlers_.not_ready_reason ? handlers_.not_ready_reason() : std::string();
+            set_text(response, http::status::service_unavailable,
+                     reason.empty() ? std::string("not ready\n") : "not ready: " + reason + "\n");
           }
           break;
         case Route::status:

@@ -24,11 +24,13 @@ inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0
 inline constexpr std::string_view kTextContentType = "text/plain; charset=utf-8";
 inline constexpr std::string_view kJsonContentType = "application/json";
 
-// What the daemon tells the admin server. Both are called on the event loop for each request
+// What the daemon tells the admin server. They are called on the event loop for each request
 // and must be quick (they read atomics or loop-owned state). An empty `ready` means "not
-// ready"; an empty `status_json` answers "{}".
+// ready"; `not_ready_reason` (optional) says why, in words, after "not ready: "; an empty
+// `status_json` answers "{}".
 struct Handlers {
   std::function<bool()> ready;
+  std::function<std::string()> not_ready_reason;
   std::function<std::string()> status_json;
 };
 

@@ -1,7 +1,9 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -20,7 +22,13 @@ struct RestResponse {
   unsigned status = 0;  // 0 when no response arrived
   std::string body;
   std::string error;  // transport error; empty when a response arrived
+  // The server's clock, from its Date header: expiries the server sets are judged by it.
+  std::optional<std::chrono::system_clock::time_point> date;
 };
+
+// An HTTP Date header (RFC 9110 IMF-fixdate, "Sun, 06 Dec 2026 16:22:44 GMT"); nullopt when
+// it is anything else.
+std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text);
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 

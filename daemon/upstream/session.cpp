@@ -69,6 +69,10 @@ Session::Actions Session::received(DecodedFrame frame, Time now) {
       a.deliver = std::move(frame.event);
       break;
     case FrameKind::connected:
+      if (!frame.connected.authenticated) {
+        on_guest(a);  // a failed attempt, not a connection
+        break;
+      }
       reached_connected_ = true;
       metrics_.connects(true).Increment();
       a.connected = true;
@@ -227,7 +231,7 @@ Session::End Session::ended(std::string_view reason, Time now) {
   End end;
   end.reason = end_reason();
   end.fatal = last_error_ == 1008;
-  end.auth_rejected = last_error_ == 401 || last_error_ == 403;
+  end.auth_rejected = last_error_ == 401 || last_error_ == 403 || guest_;
   end.rate_limited = last_error_ == 1013;
   end.reached_connected = reached_connected_;
   lose(now);
@@ -239,6 +243,7 @@ Session::End Session::ended(std::string_view reason, Time now) {
   lost_ = false;
   peer_closed_ = false;
   reached_connected_ = false;
+  guest_ = false;
   subscribed_ = false;
   can_resubscribe_ = false;
   server_ids_.clear();
@@ -353,6 +358,22 @@ void Session::became_subscribed(Actions& a, Time now) {
   a.subscribed = true;
 }
 
+void Session::on_guest(Actions& a) {
+  // Appwrite makes a connection whose session was revoked or expired (or whose JWT's session
+  // was) a guest without any error: subscribed that way, sluice would see public events only.
+  guest_ = true;
+  metrics_.auth_failures("guest").Increment();
+  a.error = fmt::format(
+      "the server accepted the connection as a guest: the {} credentials no longer stand for a "
+      "user (a revoked or expired session); renewing them",
+      auth_);
+  log::warn("upstream",
+            "the server treated our credentials as a guest (connected.user is null); "
+            "renewing them and reconnecting",
+            {{"auth", auth_}});
+  close(a, "guest");
+}
+
 void Session::on_error(Actions& a, const ErrorFrame& error) {
   a.error = fmt::format("server error {}: {}", error.code, error.message);
   last_error_ = error.code;
@@ -362,6 +383,7 @@ void Session::on_error(Actions& a, const ErrorFrame& error) {
     log::error("upstream", "configuration problem reported by the server",
                {{"code", "1008"}, {"message", error.message}});
   } else if (error.code == 401 || error.code == 403) {
+    metrics_.auth_failures("rejected").Increment();
     log::error("upstream", "the server rejected our credentials",
                {{"code", std::to_string(error.code)}, {"message", error.message}, {"auth", auth_}});
   } else {

@@ -67,10 +67,12 @@ class Session {
   // connection with, so an error followed by a healthy connection says nothing about a later
   // drop.
   struct End {
-    std::string reason;          // the disconnect label ("server_error" after a 1008)
-    bool fatal = false;          // ended by a 1008 error: a configuration problem on our side
-    bool auth_rejected = false;  // ended by a 401/403 error: the credentials need renewing
-    bool rate_limited = false;   // ended by a 1013 error: too many connects or messages
+    std::string reason;  // the disconnect label ("server_error" after a 1008)
+    bool fatal = false;  // ended by a 1008 error: a configuration problem on our side
+    // Ended by a 401/403 error, or the server took the credentials for a guest's: they need
+    // renewing.
+    bool auth_rejected = false;
+    bool rate_limited = false;  // ended by a 1013 error: too many connects or messages
     bool reached_connected = false;
   };
 
@@ -130,6 +132,8 @@ class Session {
   void subscribe_answered(Actions& a, bool success, Time now);
   void became_subscribed(Actions& a, Time now);
   void on_error(Actions& a, const ErrorFrame& error);
+  // `connected` with a null user: the credentials no longer stand for a user.
+  void on_guest(Actions& a);
   // Counts the end of the connection (once) and, if it was subscribed, starts the gap; true
   // when that ended the subscription.
   bool lose(Time now);
@@ -155,6 +159,7 @@ class Session {
   bool peer_closed_ = false;                // a close frame arrived
   Clock::time_point closing_deadline_{};
   bool reached_connected_ = false;
+  bool guest_ = false;  // `connected` came with a null user
   bool subscribed_ = false;
   bool can_resubscribe_ = false;  // message mode, after `connected`
   // Message mode: every subscribe sent on this connection upserts the current entries; the ids

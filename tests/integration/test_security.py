@@ -134,7 +134,7 @@ class AuthTest(SecurityTest):
         self.assertIsNone(s.proc.poll())
         self.assertEqual(s.stop(), 0)
 
-    def test_api_key_mints_a_fresh_jwt_before_every_connect(self):
+    def test_api_key_connects_with_the_jwt_of_its_own_session(self):
         emu = self.start_emulator(extra=["--api-key", API_KEY])
         proxy = RecordingProxy(emu.port)
         self.addCleanup(proxy.close)
@@ -150,23 +150,27 @@ class AuthTest(SecurityTest):
             self.assertEqual(private_order(emu, f"o{i}")["delivered"], 1)
         wait_for(lambda: len(self.archive_ids()) == drops, 20, "the private events")
 
-        # Every WebSocket upgrade carried the JWT of the mint call just before it.
+        # One session created with the key, one JWT minted for that session (it has most of its
+        # 900 s left at every reconnect), and every WebSocket upgrade carried that JWT.
         exchanges = proxy.exchanges()
-        upgrades = mints = 0
-        last_minted = None
+        upgrades = mints = sessions = 0
+        session_id = minted = None
         for request, response in exchanges:
             line = request.split(b"\r\n", 1)[0]
-            if line.startswith(b"POST /v1/users/" + USER_ID.encode() + b"/jwts "):
-                mints += 1
+            if line.startswith(b"POST /v1/users/" + USER_ID.encode() + b"/sessions "):
+                sessions += 1
                 self.assertIn(b"x-appwrite-key: " + API_KEY.encode(), request.lower())
-                last_minted = re.search(rb'"jwt":"([^"]+)"', response).group(1)
+                session_id = re.search(rb'"\$id":"([^"]+)"', response).group(1)
+            elif line.startswith(b"POST /v1/users/" + USER_ID.encode() + b"/jwts "):
+                mints += 1
+                self.assertIn(b'"sessionId":"' + session_id + b'"', request)
+                minted = re.search(rb'"jwt":"([^"]+)"', response).group(1)
             elif line.startswith(b"GET /v1/realtime"):
                 upgrades += 1
                 used = re.search(rb"(?im)^x-appwrite-jwt: *(\S+)", request).group(1)
-                self.assertEqual(used, last_minted)
-                last_minted = None  # the next connect must mint again
-        self.assertEqual(upgrades, drops + 1)
-        self.assertEqual(mints, drops + 1)
+                self.assertEqual(used, minted)
+        self.assertEqual((sessions, mints, upgrades), (1, 1, drops + 1))
+        self.assertEqual([c["session"] for c in emu.connections()], [session_id.decode()])
         self.assertEqual(s.stop(), 0)
 
     def test_email_session_is_renewed_when_the_server_forgets_it(self):

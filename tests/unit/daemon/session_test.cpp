@@ -25,6 +25,7 @@ Time at(std::chrono::milliseconds offset) {
 DecodedFrame frame(FrameKind kind) {
   DecodedFrame f;
   f.kind = kind;
+  f.connected.authenticated = true;  // `connected` for the configured user, unless a test says
   return f;
 }
 
@@ -111,6 +112,35 @@ TEST_F(SessionTest, UrlModeIsSubscribedAtConnected) {
   EXPECT_FALSE(a.gap);          // the first subscription follows no loss
   EXPECT_TRUE(s.subscribed());
   EXPECT_EQ(metrics_.connects(true).Value(), 1);
+}
+
+TEST_F(SessionTest, GuestConnectedIsAnAuthenticationFailureThatRenewsTheCredentials) {
+  for (const auto mode : {Mode::url, Mode::message}) {
+    auto& s = open(mode);
+    auto guest = frame(FrameKind::connected);
+    guest.connected.authenticated = false;  // Appwrite's `user: null`: a revoked or expired session
+    const auto a = s.received(std::move(guest), at(1s));
+    EXPECT_FALSE(a.connected);
+    EXPECT_FALSE(a.subscribed);
+    EXPECT_TRUE(a.send.empty());  // nothing is subscribed as a guest
+    EXPECT_EQ(a.close, "guest");
+    ASSERT_TRUE(a.error);
+    EXPECT_NE(a.error->find("guest"), std::string::npos);
+    EXPECT_NE(a.error->find("session"), std::string::npos);  // names the credentials' form
+    const auto end = s.ended("", at(1s));
+    EXPECT_EQ(end.reason, "guest");
+    EXPECT_TRUE(end.auth_rejected);  // the shell renews the credentials and backs off
+    EXPECT_FALSE(end.reached_connected);
+    EXPECT_FALSE(s.subscribed());
+  }
+  EXPECT_EQ(metrics_.auth_failures("guest").Value(), 2);
+  EXPECT_EQ(metrics_.connects(false).Value(), 2);
+  EXPECT_EQ(metrics_.connects(true).Value(), 0);
+
+  // The next connection, as the user again, is a connection like any other.
+  auto& s = open(Mode::url);
+  EXPECT_TRUE(s.received(frame(FrameKind::connected), at(3s)).subscribed);
+  EXPECT_FALSE(s.ended("dropped", at(4s)).auth_rejected);
 }
 
 TEST_F(SessionTest, MessageModeSendsOneSubscribeAndIsSubscribedWhenItSucceeds) {
