@@ -32,7 +32,7 @@ bool takes_value(Command command, std::string_view name) {
   if (command == Command::test)
     return name == "--capture";
   return name == "--sink" || name == "--reason" || name == "--since" || name == "--until" ||
-         name == "--failed-to";
+         name == "--failed-to" || name == "--from-line";
 }
 
 }  // namespace
@@ -125,6 +125,8 @@ ParseOutcome parse_command_line(const std::vector<std::string>& args) {
       options.replay_until = value;
     } else if (name == "--failed-to") {
       options.replay_failed_to = value;
+    } else if (name == "--from-line") {
+      options.replay_from_line = value;
     } else if (name == "--admin-listen") {
       std::string error;
       if (!config::parse_host_port(value, error)) {
@@ -160,7 +162,7 @@ std::string usage_text() {
        sluice --config PATH --check-config [--strict]
        sluice test --config PATH [--capture FILE]
        sluice replay --config PATH FILE [--sink NAME] [--reason TEXT] [--since TIME]
-                     [--until TIME] [--failed-to PATH] [--dry-run]
+                     [--until TIME] [--failed-to PATH] [--from-line N] [--dry-run]
        sluice --version | --help
 
 Forwards Appwrite Realtime events to Kafka topics, HTTP webhooks and files, as routed by a
@@ -187,13 +189,15 @@ and sinks each event reaches, and the Kafka topic and key, webhook URL and file 
                            what a file sink wrote), expecting what the configuration does now
 
 sluice replay sends the records of the dead-letter file FILE again, each to the sink that
-wrote it, retried as that sink's `retry` says; what fails again is appended to FILE.failed.
-FILE itself is only read.
+wrote it, retried as that sink's `retry` says; what fails again is appended to FILE.failed
+as it happens. FILE itself is only read, as a stream. Ctrl-C (SIGINT) or SIGTERM stops it
+after the batch in flight and prints the line to resume from.
   --sink NAME              send every record to this sink instead
   --reason TEXT            only records whose reason contains TEXT
   --since TIME, --until TIME   only records that failed at or after / before TIME
                            (2026-03-01, 2026-03-01T12:00:00Z or with an offset)
   --failed-to PATH         where what fails again goes, instead of FILE.failed
+  --from-line N            skip the lines before line N (resume where a stopped replay says)
   --dry-run                list what would be sent; open no sink
 
 Exit codes:
@@ -203,6 +207,7 @@ Exit codes:
   3  fatal runtime error (with replay: FILE.failed could not be written, keep FILE)
   4  stopped with records undelivered (with replay: some failed again or could not be
      replayed; they are in FILE.failed)
+  5  with replay: stopped by SIGINT/SIGTERM before the end of FILE
 
 Signals: SIGTERM and SIGINT drain and stop; SIGHUP reloads the configuration.
 )";

@@ -17,6 +17,8 @@ inline constexpr int kExitUsage = 2;
 inline constexpr int kExitRuntime = 3;
 // Stopped, but some records could not be delivered or kept in a disk buffer (memory buffers).
 inline constexpr int kExitUndelivered = 4;
+// `sluice replay` stopped by SIGINT/SIGTERM before the end of the file (resume with --from-line).
+inline constexpr int kExitStopped = 5;
 
 // What the binary does: run the daemon, or one of the operator tools (README, "Testing routes
 // before deploying" and "Replaying dead letters").
@@ -35,13 +37,14 @@ struct Options {
   bool help = false;
   std::optional<std::string> capture;  // test --capture FILE: records to turn into test cases
   // replay FILE [--sink NAME] [--reason TEXT] [--since TIME] [--until TIME] [--failed-to PATH]
-  // [--dry-run]; the times are checked by main(), which knows their format.
+  // [--from-line N] [--dry-run]; the times are checked by main(), which knows their format.
   std::string replay_file;
   std::optional<std::string> replay_sink;
   std::optional<std::string> replay_reason;
   std::optional<std::string> replay_since;
   std::optional<std::string> replay_until;
   std::optional<std::string> replay_failed_to;
+  std::optional<std::string> replay_from_line;  // --from-line N, checked by main()
   bool dry_run = false;
 };
 

@@ -2,6 +2,7 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <csignal>
 #include <exception>
 #include <fstream>
@@ -87,11 +88,24 @@ int run_replay(const sluice::Options& options, const sluice::config::Config& con
       return kExitUsage;
     }
   }
+  if (options.replay_from_line) {
+    const auto& text = *options.replay_from_line;
+    std::size_t line = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), line);
+    if (ec != std::errc() || end != text.data() + text.size() || line == 0) {
+      std::cerr << "sluice: --from-line " << config::quote(text)
+                << ": expected a line number (1 or more)\n";
+      return kExitUsage;
+    }
+    replay.from_line = line;
+  }
   const auto totals = tools::run_replay(config, replay);
   if (!totals)
     return kExitUsage;
-  if (totals->not_written)
+  if (totals->not_written || totals->read_error != 0)
     return kExitRuntime;
+  if (totals->stopped_at != 0)
+    return kExitStopped;
   if (replay.dry_run)
     return kExitOk;
   return totals->failed + totals->unreadable > 0 ? kExitUndelivered : kExitOk;

@@ -13,6 +13,7 @@
 #include <variant>
 
 #include "config/reader.hpp"
+#include "emulator/fanout/fanout.hpp"
 #include "sinks/file/file_config.hpp"
 #include "sinks/kafka/kafka_config.hpp"
 
@@ -250,34 +251,13 @@ bool is_action(std::string_view s) {
 }
 
 // The kind of resource a channel carries (its payloads' model), or "" when Appwrite never
-// publishes on it to a project's connections. The shapes of Appwrite 1.9's Realtime::fromPayload,
-// each optionally followed by an action (create, update, upsert, delete).
+// publishes on it: what the fan-out of any Appwrite version sluice knows gives on that channel.
 std::string channel_kind(std::string_view channel) {
-  auto s = split(channel);
-  if (s.size() > 1 && is_action(s.back()))
-    s.pop_back();
-  const auto n = s.size();
-  const auto at = [&](std::size_t i, std::string_view word) { return i < n && s[i] == word; };
-  if (n <= 2) {
-    for (const std::string_view kind : {"documents", "rows", "files", "executions", "teams",
-                                        "memberships", "presences", "account"}) {
-      if (s[0] == kind)
-        return std::string(kind == "rows" ? "documents" : kind);
-    }
-    if (n == 2 && s[0] == "functions")
-      return "executions";
-    return "";
+  for (const auto profile :
+       {emulator::Profile::v1_8, emulator::Profile::v1_9, emulator::Profile::main}) {
+    if (auto family = emulator::channel_family(profile, channel); !family.empty())
+      return family;
   }
-  if ((n == 5 || n == 6) && (at(0, "databases") || at(0, "documentsdb") || at(0, "vectorsdb")) &&
-      at(2, "collections") && at(4, "documents")) {
-    return "documents";
-  }
-  if ((n == 5 || n == 6) && (at(0, "databases") || at(0, "tablesdb")) && at(2, "tables") &&
-      at(4, "rows")) {
-    return "documents";
-  }
-  if ((n == 3 || n == 4) && at(0, "buckets") && at(2, "files"))
-    return "files";
   return "";
 }
 

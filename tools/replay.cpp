@@ -6,15 +6,19 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <exception>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <vector>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -42,17 +46,33 @@ struct Item {
   const config::SinkConfig* sink = nullptr;  // null: the sink is not in the configuration
 };
 
-// The state of one run: what was read, and what the delivery loop reports. Lives in
-// run_replay()'s frame; the coroutine runs on its io_context, on the same thread.
+// Consecutive selected lines for one sink, at most the sink's batch size: the file is replayed
+// in its order, so a stop leaves everything before one line handled and nothing after it sent.
+struct Batch {
+  const config::SinkConfig* sink = nullptr;
+  std::vector<Item> items;
+};
+
+// A sink opened on first use and kept open for the rest of the run, or why it cannot be opened.
+struct OpenSink {
+  std::unique_ptr<sinks::Sink> sink;
+  std::string error;
+};
+
+// Lines kept between batches (unreadable ones, records for a sink the configuration lacks) are
+// written to the new dead-letter file once this much is waiting.
+constexpr std::size_t kFailedBufferLimit = 1 << 20;
+
+// The state of one run. Lives in run_replay()'s frame; the coroutines and the signal handler
+// run on its io_context, on the same thread.
 struct Run {
   const config::Config& config;
   const ReplayOptions& options;
-  std::vector<Item> items;
-  std::vector<sinks::DeadLetter> failed;
-  std::vector<std::string> failed_sink;  // the sink each failed entry names
-  std::string unreadable;                // the lines that cannot be replayed, as they were read
+  std::string failed_path;
+  std::string pending;  // lines for the new dead-letter file, not yet written
   ReplayTotals totals;
-  std::size_t done = 0;
+  bool stopping = false;                  // SIGINT or SIGTERM arrived: send nothing more
+  asio::steady_timer* waiting = nullptr;  // the retry wait in progress, cut short by a stop
 
   void fail(const Item& item, std::string reason, std::uint32_t attempts,
             std::chrono::system_clock::time_point first) {
@@ -62,9 +82,24 @@ struct Run {
     d.attempts = attempts;
     d.first_attempt = first;
     d.last_attempt = std::chrono::system_clock::now();
-    failed.push_back(std::move(d));
-    failed_sink.push_back(item.sink != nullptr ? item.sink->name : item.entry.sink);
+    sinks::DeadLetterFile::append_line(
+        pending, d, item.sink != nullptr ? item.sink->name : item.entry.sink, d.last_attempt);
     ++totals.failed;
+  }
+
+  // Appends what is waiting to the new dead-letter file, durably: it is the last copy of those
+  // records. After a failed write, nothing more is sent (see replay_stream()).
+  void write_pending() {
+    if (pending.empty() || totals.not_written)
+      return;
+    if (const auto ec = sinks::DeadLetterFile::append_durably(failed_path, pending)) {
+      std::cerr << (options.progress ? "\n" : "") << "sluice: cannot write " << failed_path << ": "
+                << sinks::posix::error_text(ec) << "; the records that failed again are only in "
+                << options.file << ": keep it\n";
+      totals.not_written = true;
+      return;
+    }
+    pending.clear();
   }
 
   // The record as the daemon queued it: the route from the line, and the first of the event's
@@ -85,114 +120,210 @@ struct Run {
     return r;
   }
 
-  void progress() {
-    ++done;
+  void progress(std::size_t line) const {
     if (options.progress) {
-      std::cerr << "\rreplaying: " << done << "/" << totals.selected << " (" << totals.delivered
-                << " delivered, " << totals.failed << " failed)" << std::flush;
+      std::cerr << "\rreplaying: line " << line << " (" << totals.delivered << " delivered, "
+                << totals.failed << " failed)" << std::flush;
     }
   }
 };
 
-// Delivers `items` (all for `sink`) in batches of the sink's size, one batch at a time,
-// retrying as the sink's retry settings say.
-asio::awaitable<void> deliver_to(Run& run, sinks::Sink& sink, const config::SinkConfig& config,
-                                 std::vector<const Item*> items) {
+// Delivers one batch, retrying as the sink's retry settings say. A stop cuts a retry wait short:
+// what still waits for a retry then fails again with the reason, so nothing is left in between.
+asio::awaitable<void> deliver_batch(Run& run, sinks::Sink& sink, const config::SinkConfig& config,
+                                    const std::vector<Item>& items) {
   const sinks::RetryPolicy policy(config.retry);
   auto executor = co_await asio::this_coro::executor;
-  const std::size_t batch_size = std::max<std::size_t>(1, sink.max_batch());
-  for (std::size_t pos = 0; pos < items.size(); pos += batch_size) {
-    std::vector<const Item*> pending(
-        items.begin() + static_cast<std::ptrdiff_t>(pos),
-        items.begin() + static_cast<std::ptrdiff_t>(std::min(items.size(), pos + batch_size)));
-    const auto first_wall = std::chrono::system_clock::now();
-    const auto first = std::chrono::steady_clock::now();
-    std::chrono::steady_clock::duration paused{};
-    for (std::uint32_t attempt = 1; !pending.empty(); ++attempt) {
-      std::vector<sinks::Record> records;
-      for (const auto* item : pending)
-        records.push_back(run.record_of(*item));
-      std::vector<sinks::Result> results(records.size());
-      co_await sink.deliver(records, results);
-      std::vector<const Item*> again;
-      std::chrono::milliseconds delay{0};
-      bool server_pause = false;
-      for (std::size_t i = 0; i < pending.size(); ++i) {
-        const auto& result = results[i];
-        if (result.outcome == sinks::Outcome::ok) {
-          ++run.totals.delivered;
-          run.progress();
+  std::vector<const Item*> pending;
+  for (const auto& item : items)
+    pending.push_back(&item);
+  const auto first_wall = std::chrono::system_clock::now();
+  const auto first = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::duration paused{};
+  for (std::uint32_t attempt = 1; !pending.empty(); ++attempt) {
+    std::vector<sinks::Record> records;
+    for (const auto* item : pending)
+      records.push_back(run.record_of(*item));
+    std::vector<sinks::Result> results(records.size());
+    co_await sink.deliver(records, results);
+    std::vector<std::pair<const Item*, std::string>> again;
+    std::chrono::milliseconds delay{0};
+    bool server_pause = false;
+    for (std::size_t i = 0; i < pending.size(); ++i) {
+      const auto& result = results[i];
+      if (result.outcome == sinks::Outcome::ok) {
+        ++run.totals.delivered;
+        continue;
+      }
+      if (result.outcome == sinks::Outcome::retry) {
+        const auto decision = policy.next(
+            attempt - 1, std::chrono::steady_clock::now() - first - paused, result.retry_after);
+        if (!decision.give_up) {
+          again.emplace_back(pending[i], result.reason);
+          if (decision.delay > delay) {
+            delay = decision.delay;
+            server_pause = decision.server_pause;
+          }
           continue;
         }
-        if (result.outcome == sinks::Outcome::retry) {
-          const auto decision = policy.next(
-              attempt - 1, std::chrono::steady_clock::now() - first - paused, result.retry_after);
-          if (!decision.give_up) {
-            again.push_back(pending[i]);
-            if (decision.delay > delay) {
-              delay = decision.delay;
-              server_pause = decision.server_pause;
-            }
-            continue;
-          }
-        }
-        run.fail(*pending[i], result.reason, attempt, first_wall);
-        run.progress();
       }
-      pending = std::move(again);
-      if (!pending.empty()) {
-        asio::steady_timer timer(executor, delay);
-        co_await timer.async_wait(asio::use_awaitable);
-        if (server_pause)
-          paused += delay;
-      }
+      run.fail(*pending[i], result.reason, attempt, first_wall);
+    }
+    pending.clear();
+    if (again.empty())
+      break;
+    if (!run.stopping) {
+      asio::steady_timer timer(executor, delay);
+      run.waiting = &timer;
+      boost::system::error_code ec;
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      run.waiting = nullptr;
+      if (server_pause)
+        paused += delay;
+    }
+    for (const auto& [item, reason] : again) {
+      if (run.stopping)
+        run.fail(*item, "replay: stopped before a retry; " + reason, attempt, first_wall);
+      else
+        pending.push_back(item);
     }
   }
 }
 
-asio::awaitable<void> deliver_all(Run& run, sinks::BlockingPool& pool) {
+// The sink `config` names, opened on first use and kept open for the rest of the run.
+OpenSink& open_sink(Run& run, std::map<const config::SinkConfig*, OpenSink>& open,
+                    const config::SinkConfig& config, sinks::BlockingPool& pool,
+                    const asio::any_io_executor& executor) {
+  auto [it, added] = open.try_emplace(&config);
+  if (added) {
+    it->second.sink =
+        sinks::make_sink(config, run.config.appwrite.project, pool, executor, it->second.error);
+  }
+  return it->second;
+}
+
+// Sends `batch` to its sink, then writes what failed.
+asio::awaitable<void> flush(Run& run, Batch& batch, OpenSink& sink) {
+  if (batch.items.empty())
+    co_return;
+  if (sink.sink) {
+    co_await deliver_batch(run, *sink.sink, *batch.sink, batch.items);
+  } else {
+    for (const auto& item : batch.items)
+      run.fail(item, "replay: cannot open the sink: " + sink.error, 0,
+               std::chrono::system_clock::now());
+  }
+  run.progress(batch.items.back().line);
+  batch.items.clear();
+  run.write_pending();
+}
+
+// Reads `in` line by line and replays it, one batch at a time: memory holds one batch, whatever
+// the size of the file. Stops reading at a stop (SIGINT/SIGTERM) or when the new dead-letter
+// file cannot be written, and then records in the totals the first line it did not handle.
+asio::awaitable<void> replay_stream(Run& run, std::istream& in, sinks::BlockingPool& pool) {
   auto executor = co_await asio::this_coro::executor;
-  // Sinks in the order they first appear in the file.
-  std::vector<const config::SinkConfig*> order;
-  for (const auto& item : run.items) {
-    if (item.sink == nullptr) {
+  const auto& options = run.options;
+  std::map<const config::SinkConfig*, OpenSink> open;
+  Batch batch;
+  std::string text;
+  std::size_t number = 0;
+  std::size_t next = 1;  // the first line not handled, batched lines aside
+  const auto halted = [&run] { return run.stopping || run.totals.not_written; };
+  while (!halted() && std::getline(in, text)) {
+    next = ++number + 1;
+    if (text.find_first_not_of(" \t\r") == std::string::npos)
+      continue;
+    if (number < options.from_line) {
+      ++run.totals.skipped;
+      continue;
+    }
+    std::string error;
+    auto entry = parse_dead_letter_line(text, error);
+    EventPtr event;
+    if (entry)
+      event = event_from_data(entry->record, error, entry->first_attempt);
+    if (!event) {
+      std::cerr << (options.progress ? "\n" : "") << options.file << ":" << number << ": "
+                << (entry ? "the record is " : "") << error
+                << (options.dry_run ? " (would be copied to " : " (copied to ") << run.failed_path
+                << " as it is)\n";
+      if (!options.dry_run) {
+        run.pending += text;
+        run.pending += '\n';
+      }
+      ++run.totals.unreadable;
+      continue;
+    }
+    if (!selected(options, *entry)) {
+      ++run.totals.skipped;
+      continue;
+    }
+    ++run.totals.selected;
+    const auto* sink = run.config.find_sink(options.sink ? *options.sink : entry->sink);
+    Item item{number, std::move(*entry), std::move(event), sink};
+    if (options.dry_run) {
+      std::cout << options.file << ":" << item.line << ": " << item.event->id << " ("
+                << item.event->first_event() << ") would go to sink "
+                << config::quote(sink != nullptr ? sink->name : item.entry.sink)
+                << (sink != nullptr ? "" : ", which is not in the configuration") << '\n';
+      continue;
+    }
+    if (sink == nullptr) {
       run.fail(item,
                "replay: sink " + config::quote(item.entry.sink) + " is not in " + run.config.path,
                0, std::chrono::system_clock::now());
-      run.progress();
-    } else if (std::find(order.begin(), order.end(), item.sink) == order.end()) {
-      order.push_back(item.sink);
-    }
-  }
-  for (const auto* config : order) {
-    std::vector<const Item*> items;
-    for (const auto& item : run.items) {
-      if (item.sink == config)
-        items.push_back(&item);
-    }
-    std::string error;
-    auto sink = sinks::make_sink(*config, run.config.appwrite.project, pool, executor, error);
-    if (!sink) {
-      for (const auto* item : items) {
-        run.fail(*item, "replay: cannot open the sink: " + error, 0,
-                 std::chrono::system_clock::now());
-        run.progress();
+    } else {
+      if (!batch.items.empty() && batch.sink != sink) {
+        co_await flush(run, batch, open.at(batch.sink));
+        if (halted()) {
+          next = number;
+          break;
+        }
       }
-      continue;
+      auto& opened = open_sink(run, open, *sink, pool, executor);
+      batch.sink = sink;
+      batch.items.push_back(std::move(item));
+      const auto limit = opened.sink ? std::max<std::size_t>(1, opened.sink->max_batch()) : 1;
+      if (batch.items.size() >= limit)
+        co_await flush(run, batch, opened);
     }
-    co_await deliver_to(run, *sink, *config, std::move(items));
-    co_await sink->close();
+    if (run.pending.size() >= kFailedBufferLimit)
+      run.write_pending();
   }
+  if (!halted()) {
+    if (!batch.items.empty())
+      co_await flush(run, batch, open.at(batch.sink));
+  } else if (!batch.items.empty()) {
+    run.totals.stopped_at = batch.items.front().line;
+  } else if (in.peek() != std::char_traits<char>::eof()) {
+    run.totals.stopped_at = next;
+  }
+  // A read error ends getline() like the end of the file does: tell them apart.
+  if (in.bad()) {
+    run.totals.read_error = errno != 0 ? errno : EIO;
+    run.totals.stopped_at = next;
+  }
+  for (auto& [config, opened] : open) {
+    if (opened.sink)
+      co_await opened.sink->close();
+  }
+  run.write_pending();
 }
 
-// Appends the lines that cannot be replayed and the failed entries to `path` in one durable
-// write, as the daemon writes its dead letters: they are the last copy.
-std::error_code write_failed(const Run& run, const std::string& path) {
-  std::string buffer = run.unreadable;
-  const auto now = std::chrono::system_clock::now();
-  for (std::size_t i = 0; i < run.failed.size(); ++i)
-    sinks::DeadLetterFile::append_line(buffer, run.failed[i], run.failed_sink[i], now);
-  return sinks::DeadLetterFile::append_durably(path, buffer);
+// Runs replay_stream() until it ends; SIGINT and SIGTERM make it stop (see Run::stopping).
+asio::awaitable<void> replay_until_stopped(Run& run, std::istream& in, sinks::BlockingPool& pool) {
+  auto executor = co_await asio::this_coro::executor;
+  asio::signal_set signals(executor, SIGINT, SIGTERM);
+  signals.async_wait([&run](const boost::system::error_code& ec, int) {
+    if (ec)
+      return;
+    run.stopping = true;
+    if (run.waiting != nullptr)
+      run.waiting->cancel();
+  });
+  co_await replay_stream(run, in, pool);
+  signals.cancel();
 }
 
 }  // namespace
@@ -274,86 +405,48 @@ std::optional<ReplayTotals> run_replay(const config::Config& config, const Repla
   std::ifstream in(options.file, std::ios::binary);
   if (!in)
     return cannot_read(errno);
-  Run run{config, options, {}, {}, {}, {}, {}, 0};
-  std::string text;
-  std::size_t number = 1;
-  for (; std::getline(in, text); ++number) {
-    if (text.find_first_not_of(" \t\r") == std::string::npos)
-      continue;
-    const auto at = options.file + ":" + std::to_string(number) + ": ";
-    std::string error;
-    auto entry = parse_dead_letter_line(text, error);
-    EventPtr event;
-    if (entry)
-      event = event_from_data(entry->record, error, entry->first_attempt);
-    if (!event) {
-      std::cerr << at << (entry ? "the record is " : "") << error
-                << (options.dry_run ? " (would be copied to " : " (copied to ") << failed_path
-                << " as it is)\n";
-      run.unreadable += text;
-      run.unreadable += '\n';
-      ++run.totals.unreadable;
-      continue;
-    }
-    if (!selected(options, *entry)) {
-      ++run.totals.skipped;
-      continue;
-    }
-    const auto* sink = config.find_sink(options.sink ? *options.sink : entry->sink);
-    run.items.push_back({number, std::move(*entry), std::move(event), sink});
-    ++run.totals.selected;
-  }
-  // A read error ends getline() like the end of the file does: tell them apart.
-  if (in.bad()) {
-    std::cerr << "sluice: cannot read " << options.file << " after line " << number - 1 << ": "
-              << (errno != 0 ? std::strerror(errno) : "read error") << "; nothing was sent\n";
-    return std::nullopt;
-  }
-
-  if (options.dry_run) {
-    for (const auto& item : run.items) {
-      std::cout << options.file << ":" << item.line << ": " << item.event->id << " ("
-                << item.event->first_event() << ") would go to sink "
-                << config::quote(item.sink != nullptr ? item.sink->name : item.entry.sink)
-                << (item.sink != nullptr ? "" : ", which is not in the configuration") << '\n';
-    }
-    std::cout << "dry run: " << run.totals.selected << " selected, " << run.totals.skipped
-              << " skipped by the filters, " << run.totals.unreadable << " unreadable\n";
-    return run.totals;
-  }
-
+  Run run{config, options, failed_path, {}, {}, false, nullptr};
   {
     asio::io_context loop;
     sinks::BlockingPool pool(1);
     std::exception_ptr failure;
-    asio::co_spawn(loop, deliver_all(run, pool),
+    errno = 0;
+    asio::co_spawn(loop, replay_until_stopped(run, in, pool),
                    [&failure](std::exception_ptr e) { failure = std::move(e); });
     loop.run();
     if (failure)
       std::rethrow_exception(failure);
   }
-  if (options.progress && run.totals.selected > 0)
+  const auto& totals = run.totals;
+  if (options.progress && totals.selected > 0)
     std::cerr << '\n';
-  if (!run.failed.empty() || !run.unreadable.empty()) {
-    if (const auto ec = write_failed(run, failed_path)) {
-      // The input file still holds every record: nothing is lost, but say so loudly.
-      std::cerr << "sluice: cannot write " << failed_path << ": " << sinks::posix::error_text(ec)
-                << "; the records that failed again are only in " << options.file << ": keep it\n";
-      run.totals.not_written = true;
+  const auto at = [&](std::size_t line) { return options.file + ":" + std::to_string(line); };
+  if (totals.read_error != 0) {
+    std::cerr << "sluice: cannot read " << options.file << " after line " << totals.stopped_at - 1
+              << ": " << std::strerror(totals.read_error) << "\n";
+  }
+  if (options.dry_run) {
+    std::cout << "dry run: " << totals.selected << " selected, " << totals.skipped << " skipped, "
+              << totals.unreadable << " unreadable";
+  } else {
+    const auto kept = totals.failed + totals.unreadable;
+    std::cout << "replayed " << totals.selected << " of the records in " << options.file << ": "
+              << totals.delivered << " delivered, " << totals.failed << " failed again";
+    if (kept > 0) {
+      if (totals.not_written)
+        std::cout << " (kept only in " << options.file << ", see above)";
+      else
+        std::cout << " (written to " << failed_path << ")";
     }
+    std::cout << ", " << totals.skipped << " skipped, " << totals.unreadable << " unreadable";
   }
-  const auto kept = run.totals.failed + run.totals.unreadable;
-  std::cout << "replayed " << run.totals.selected << " of the records in " << options.file << ": "
-            << run.totals.delivered << " delivered, " << run.totals.failed << " failed again";
-  if (kept > 0) {
-    if (run.totals.not_written)
-      std::cout << " (kept only in " << options.file << ", see above)";
-    else
-      std::cout << " (written to " << failed_path << ")";
+  if (totals.stopped_at != 0) {
+    std::cout << "; stopped at " << at(totals.stopped_at) << ": nothing from there on was "
+              << (options.dry_run ? "listed" : "sent") << " (resume with --from-line "
+              << totals.stopped_at << ")";
   }
-  std::cout << ", " << run.totals.skipped << " skipped by the filters, " << run.totals.unreadable
-            << " unreadable\n";
-  return run.totals;
+  std::cout << '\n';
+  return totals;
 }
 
 }  // namespace sluice::tools

@@ -12,7 +12,8 @@
 // writes) through the sinks' own code, straight to the sink (no queue, no disk buffer), retried
 // as the sink's `retry` settings say. What fails again goes to a new dead-letter file; the input
 // file is only read. The selection (which lines, to which sink) is plain code; run_replay() is
-// the shell that owns the event loop, called once by main() on its thread.
+// the shell that owns the event loop and the signal handling, called once by main() on its
+// thread.
 namespace sluice::tools {
 
 using UtcTime = std::chrono::sys_time<std::chrono::milliseconds>;
@@ -39,6 +40,7 @@ struct ReplayOptions {
   bool dry_run = false;               // say what would be sent; open no sink
   std::string failed;                 // where what fails again goes; empty: FILE.failed
   bool progress = false;              // a progress line on stderr (a terminal)
+  std::size_t from_line = 1;          // lines before this one are skipped (resuming a stop)
 };
 
 // Whether the filters of `options` select `line`.
@@ -52,15 +54,23 @@ struct ReplayTotals {
   std::size_t selected = 0;
   std::size_t delivered = 0;
   std::size_t failed = 0;      // failed again, written to the new dead-letter file
-  std::size_t skipped = 0;     // not selected by the filters
+  std::size_t skipped = 0;     // before --from-line, or not selected by the filters
   std::size_t unreadable = 0;  // lines that cannot be replayed, copied as they are to the new file
   bool not_written = false;    // the new dead-letter file could not be written
+  int read_error = 0;          // errno of a read that failed mid-file
+  // The first line not handled when the replay stopped early (SIGINT/SIGTERM, a read error, the
+  // new dead-letter file not writable); 0 when it read the whole file. Every line before it was
+  // delivered, written to the new dead-letter file or skipped; nothing from it on was sent.
+  std::size_t stopped_at = 0;
 };
 
-// Runs the replay, prints the summary on stdout and problems on stderr; returns the totals, or
-// nullopt when nothing was sent because the input cannot be read (it cannot be opened, is a
-// directory, or a read failed) or the new dead-letter file is the input itself (an error is
-// printed).
+// Runs the replay, reading the file as a stream and sending it in the file's order one batch at a
+// time; what fails again is appended durably to the new dead-letter file after each batch.
+// SIGINT or SIGTERM stops it: the batch in flight finishes (a retry wait is cut short and its
+// records fail again), nothing more is sent, and the summary says where it stopped. Prints the
+// summary on stdout and problems on stderr; returns the totals, or nullopt when nothing was sent
+// because the input cannot be opened or is a directory, or the new dead-letter file is the input
+// itself (an error is printed).
 std::optional<ReplayTotals> run_replay(const config::Config& config, const ReplayOptions& options);
 
 }  // namespace sluice::tools

@@ -512,6 +512,80 @@ std::variant<Fanout, std::string> compute_fanout(Profile profile, std::string_vi
   return out;
 }
 
+namespace {
+
+// Stands for an id in the channels of `published_channels`: no channel a user writes has it.
+const std::string kAnyId = "\x01";
+
+// Every channel `profile` publishes on, as segments with kAnyId for ids, each with its family:
+// compute_fanout's answer for every event of each family, with every action.
+std::vector<std::pair<std::string, Segments>> published_channels(Profile profile) {
+  struct Family {
+    std::string_view name;
+    std::string_view pattern;  // without its action
+    std::string_view database_type;
+  };
+  static constexpr std::string_view kRows =
+      "databases.[databaseId].collections.[collectionId].documents.[documentId]";
+  static constexpr std::array<Family, 11> kFamilies = {{
+      {"account", "users.[userId]", ""},
+      {"teams", "teams.[teamId]", ""},
+      {"memberships", "teams.[teamId].memberships.[membershipId]", ""},
+      {"documents", kRows, "legacy"},
+      {"documents", kRows, "tablesdb"},
+      {"documents", kRows, "documentsdb"},
+      {"documents", kRows, "vectorsdb"},
+      {"files", "buckets.[bucketId].files.[fileId]", ""},
+      {"executions", "functions.[functionId].executions.[executionId]", ""},
+      // A report's own events give a subset of the channels of its insights'.
+      {"reports", "reports.[reportId].insights.[insightId]", ""},
+      {"presences", "presences.[presenceId]", ""},
+  }};
+  const boost::json::object payload = {
+      {"functionId", kAnyId}, {"resourceId", kAnyId}, {"resourceType", "functions"}};
+  std::vector<std::pair<std::string, Segments>> out;
+  std::unordered_set<std::string> seen;
+  for (const auto& family : kFamilies) {
+    for (const auto action : kActions) {
+      const auto pattern = std::string(family.pattern) + "." + std::string(action);
+      std::map<std::string, std::string> params;
+      for (const auto& seg : split(pattern))
+        if (is_placeholder(seg))
+          params[placeholder_name(seg)] = kAnyId;
+      const auto result = compute_fanout(profile, pattern, params, family.database_type, {"any"},
+                                         Project{kAnyId, kAnyId}, payload);
+      if (const auto* fanout = std::get_if<Fanout>(&result)) {
+        for (const auto& channel : fanout->channels)
+          if (seen.insert(channel).second)
+            out.emplace_back(std::string(family.name), split(channel));
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string channel_family(Profile profile, std::string_view channel) {
+  static const std::array<std::vector<std::pair<std::string, Segments>>, 3> kPublished = {
+      published_channels(Profile::v1_8), published_channels(Profile::v1_9),
+      published_channels(Profile::main)};
+  const auto wanted = split(channel);
+  const auto is_id = [](const std::string& seg) {
+    return !seg.empty() && seg.find('*') == std::string::npos;
+  };
+  for (const auto& [family, segs] : kPublished.at(static_cast<std::size_t>(profile))) {
+    if (segs.size() != wanted.size())
+      continue;
+    bool same = true;
+    for (std::size_t i = 0; same && i < segs.size(); ++i)
+      same = segs[i] == wanted[i] || (segs[i] == kAnyId && is_id(wanted[i]));
+    if (same)
+      return family;
+  }
+  return "";
+}
+
 std::vector<std::string> connection_roles(const User* user) {
   if (user == nullptr || user->id.empty())
     return {"guests"};

@@ -61,6 +61,15 @@ std::variant<Fanout, std::string> compute_fanout(Profile profile, std::string_vi
                                                  const Project& project,
                                                  const boost::json::object& payload);
 
+// The resource family whose events Appwrite's fan-out under `profile` publishes on `channel`:
+// "account", "teams", "memberships", "documents" (rows too), "files", "executions", "reports" or
+// "presences"; empty when no event ever gives that channel. Answered from compute_fanout itself:
+// every event of each family, with every action, its ids standing for any segment. A channel
+// with a literal id (`buckets.avatars.files`) matches; wildcards are not channels and never
+// match. The console-only channels of executions (`console`, `projects.<id>`) answer
+// "executions" as compute_fanout emits them. Pure: safe to call from any thread.
+std::string channel_family(Profile profile, std::string_view channel);
+
 struct User {
   std::string id;
   std::string email;

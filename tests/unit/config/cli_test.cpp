@@ -110,9 +110,9 @@ TEST(CommandLine, TestIsASubcommandWithItsOwnOptions) {
 }
 
 TEST(CommandLine, ReplayTakesTheDeadLetterFileAndItsFilters) {
-  auto r =
-      parse({"replay", "--config", "r.yaml", "dead.jsonl", "--sink=k", "--reason", "http 5",
-             "--since", "2026-03-01", "--until=2026-03-02", "--failed-to", "f.jsonl", "--dry-run"});
+  auto r = parse({"replay", "--config", "r.yaml", "dead.jsonl", "--sink=k", "--reason", "http 5",
+                  "--since", "2026-03-01", "--until=2026-03-02", "--failed-to", "f.jsonl",
+                  "--from-line", "5", "--dry-run"});
   ASSERT_TRUE(r.options) << r.error;
   EXPECT_EQ(r.options->command, Command::replay);
   EXPECT_EQ(r.options->replay_file, "dead.jsonl");
@@ -121,6 +121,7 @@ TEST(CommandLine, ReplayTakesTheDeadLetterFileAndItsFilters) {
   EXPECT_EQ(r.options->replay_since, "2026-03-01");
   EXPECT_EQ(r.options->replay_until, "2026-03-02");
   EXPECT_EQ(r.options->replay_failed_to, "f.jsonl");
+  EXPECT_EQ(r.options->replay_from_line, "5");
   EXPECT_TRUE(r.options->dry_run);
 
   EXPECT_EQ(parse({"replay", "--config", "r.yaml"}).error,

@@ -603,5 +603,54 @@ TEST(FanoutQuery, RejectsInvalidQueries) {
   parse_ok(nest(nest("", 12), 12));
 }
 
+// channel_family answers from compute_fanout's own channels, ids standing for any segment.
+TEST(ChannelFamily, ChannelsTheFanoutEmits) {
+  for (const char* channel :
+       {"rows", "documents", "tablesdb.D.tables.T.rows", "tablesdb.D.tables.T.rows.R",
+        "databases.D.collections.C.documents.X", "databases.D.tables.T.rows",
+        "documentsdb.D.collections.C.documents", "vectorsdb.D.collections.C.documents.X"}) {
+    EXPECT_EQ(channel_family(Profile::v1_9, channel), "documents") << channel;
+  }
+  EXPECT_EQ(channel_family(Profile::v1_9, "buckets.B.files"), "files");
+  EXPECT_EQ(channel_family(Profile::v1_9, "buckets.B.files.F"), "files");
+  EXPECT_EQ(channel_family(Profile::v1_9, "functions.F"), "executions");
+  EXPECT_EQ(channel_family(Profile::v1_9, "executions"), "executions");
+  EXPECT_EQ(channel_family(Profile::v1_9, "executions.E"), "executions");
+  EXPECT_EQ(channel_family(Profile::v1_9, "account"), "account");
+  EXPECT_EQ(channel_family(Profile::v1_9, "account.U"), "account");
+  EXPECT_EQ(channel_family(Profile::v1_9, "teams.T"), "teams");
+  EXPECT_EQ(channel_family(Profile::v1_9, "memberships.M"), "memberships");
+  EXPECT_EQ(channel_family(Profile::v1_9, "reports.R.insights.I"), "reports");
+  EXPECT_EQ(channel_family(Profile::v1_9, "presences.P"), "presences");
+}
+
+TEST(ChannelFamily, ActionSuffixesOnlyWhereAppwriteAddsThem) {
+  for (const char* channel :
+       {"rows.create", "documents.delete", "files.update", "tablesdb.D.tables.T.rows.R.upsert",
+        "functions.F.create", "account.U.update", "teams.T.delete"}) {
+    EXPECT_NE(channel_family(Profile::v1_9, channel), "") << channel;
+    EXPECT_EQ(channel_family(Profile::v1_8, channel), "") << channel << " on 1.8";
+  }
+  // On 1.8 this is buckets.B.files.<fileId>, for a file whose id is "delete".
+  EXPECT_EQ(channel_family(Profile::v1_9, "buckets.B.files.delete"), "files");
+  EXPECT_EQ(channel_family(Profile::v1_8, "buckets.B.files.delete"), "files");
+  // Neither reports nor insights is a resource leaf.
+  EXPECT_EQ(channel_family(Profile::v1_9, "reports.R.create"), "");
+}
+
+TEST(ChannelFamily, ChannelsNoEventGives) {
+  for (const char* channel : {"rows.X", "documents.X", "files.X", "documents.x.create", "functions",
+                              "tablesdb", "tablesdb.D.tables.T.row", "databases.D.collections.C",
+                              "buckets.B", "rows.*", "tablesdb.D.tables.*.rows", "buckets..files",
+                              "account.U.sessions", "teams.T.memberships"}) {
+    EXPECT_EQ(channel_family(Profile::v1_9, channel), "") << channel;
+    EXPECT_EQ(channel_family(Profile::main, channel), "") << channel << " on main";
+  }
+  // 1.8 has no tablesdb channels and no presences.
+  EXPECT_EQ(channel_family(Profile::v1_8, "tablesdb.D.tables.T.rows"), "");
+  EXPECT_EQ(channel_family(Profile::v1_8, "presences.P"), "");
+  EXPECT_EQ(channel_family(Profile::v1_8, "databases.D.tables.T.rows"), "documents");
+}
+
 }  // namespace
 }  // namespace sluice::emulator
