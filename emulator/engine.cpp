@@ -1096,7 +1096,12 @@ std::optional<HttpAnswer> Engine::list_api(const HttpRequest& request, std::stri
     if (auth.error != 0)
       return rest_error(auth.error, auth.type, auth.message);
     caller.roles = connection_roles(auth.user);
-    caller.who = auth.user != nullptr ? auth.user->email + " (role: users)" : "User (role: guests)";
+    // Appwrite names the user by email in a scope error, "User" when it has none.
+    if (auth.user == nullptr) {
+      caller.who = "User (role: guests)";
+    } else {
+      caller.who = (auth.user->email.empty() ? "User" : auth.user->email) + " (role: users)";
+    }
   }
   return serve_list(store_.project(project), path.substr(3), query_params(request.target), caller,
                     version());
