@@ -201,7 +201,6 @@ class Engine {
   // Whether POST /_emulator/outage holds realtime down now (by the emulator's clock, so
   // POST /_emulator/clock shortens it): upgrades are refused and no connection is kept.
   bool realtime_down() const { return outage_until_ && now() < *outage_until_; }
-  const Store& store() const { return store_; }
 
   // REST and control endpoints other than /_emulator/stream (which awaits, see server.cpp).
   HttpAnswer handle_http(const HttpRequest& request);
