@@ -224,12 +224,19 @@ class GapRecoveryTest(IntegrationTest):
         for i in range(5):
             self.rows.change(f"live{i}", "create", status="paid")
         self.wait_live(s, "live4")
-        # The checkpoint is saved about once a second; wait until it holds the last live row.
+        # The checkpoint is saved about once a second; wait until the file holds the last live
+        # row's $updatedAt (as text or as milliseconds: the format is the store's).
         checkpoint = os.path.join(self.state, "checkpoints.json")
-        wait_for(lambda: os.path.exists(checkpoint)
-                 and self.rows.latest["live4"]["$updatedAt"][:19] in open(checkpoint).read()
-                 or s.status().get("recovery", {}).get("checkpoints", 0) > 0 and
-                 os.path.exists(checkpoint), 10, "the checkpoint on disk")
+        last = self.rows.latest["live4"]["$updatedAt"]
+        last_ms = str(self.rows._last_ms)
+
+        def saved():
+            if not os.path.exists(checkpoint):
+                return False
+            text = open(checkpoint).read()
+            return last[:23] in text or last_ms in text
+
+        wait_for(saved, 10, "the checkpoint on disk")
         s.proc.kill()
         s.proc.wait()
         killed_at = time.monotonic()
