@@ -898,6 +898,21 @@ std::variant<PreparedEvent, std::string> Engine::prepare(const PublishRequest& r
   return event;
 }
 
+std::optional<StoreChange> Engine::complete_change(PublishRequest& request) const {
+  auto change = store_change_of(request.event, request.params, request.payload);
+  if (change) {
+    request.payload = store_.complete(request.project, *change, request.payload,
+                                      format_timestamp(directory_.now()));
+  }
+  return change;
+}
+
+void Engine::remember(const PublishRequest& request, const StoreChange& change,
+                      const std::vector<std::string>& read) {
+  store_.apply(request.project, change, request.database_type, request.payload, read,
+               format_timestamp(directory_.now()));
+}
+
 json::object Engine::publish(const PreparedEvent& event) {
   // Appwrite refreshes the roles before it looks for receivers (app/realtime.php), so the
   // team change itself already reaches the user as a member.
@@ -1025,17 +1040,17 @@ HttpAnswer Engine::handle_control(const HttpRequest& request, std::string_view p
     if (auto* error = std::get_if<std::string>(&parsed)) {
       return rest_error(400, "general_argument_invalid", *error);
     }
-    const auto& change_request = std::get<PublishRequest>(parsed);
+    auto& change_request = std::get<PublishRequest>(parsed);
+    // A row, document or file carries the system fields Appwrite's models always have, in the
+    // realtime payload as in the lists, so a live event and its listed copy agree.
+    const auto change = complete_change(change_request);
     auto prepared = prepare(change_request);
     if (auto* error = std::get_if<std::string>(&prepared)) {
       return rest_error(400, "general_argument_invalid", *error);
     }
     const auto& event = std::get<PreparedEvent>(prepared);
-    if (const auto change =
-            store_change_of(change_request.event, change_request.params, change_request.payload)) {
-      store_.apply(change_request.project, *change, change_request.database_type,
-                   change_request.payload, event.fanout.roles, format_timestamp(directory_.now()));
-    }
+    if (change)
+      remember(change_request, *change, event.fanout.roles);
     return HttpAnswer{200, json::serialize(publish(event)), {}};
   }
   if (request.method == "POST" && path == "/_emulator/disconnect") {

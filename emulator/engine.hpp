@@ -193,6 +193,12 @@ class Engine {
 
   std::variant<PublishRequest, std::string> parse_publish(const boost::json::value& body) const;
   std::variant<PreparedEvent, std::string> prepare(const PublishRequest& request) const;
+  // The store's side of a publish, in two steps around prepare(): complete_change() gives a
+  // row, document or file the system fields Appwrite's models carry (Store::complete) and says
+  // which resource changes (nullopt: not a stored one); remember() stores that version.
+  std::optional<StoreChange> complete_change(PublishRequest& request) const;
+  void remember(const PublishRequest& request, const StoreChange& change,
+                const std::vector<std::string>& read);
   // Computes and delivers one change; answers the publish request.
   boost::json::object publish(const PreparedEvent& event);
 

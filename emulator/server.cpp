@@ -1,5 +1,6 @@
 #include "emulator/server.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdint>
@@ -260,6 +261,16 @@ class WsPeer final : public SocketPeer, public std::enable_shared_from_this<WsPe
   bool closed_ = false;
 };
 
+// The placeholder of the load generator's numbered params, and what stands for it while the
+// fan-out is computed (a plain id, valid wherever an id is).
+constexpr std::string_view kSeqField = "{seq}";
+constexpr std::string_view kSeqToken = "seqtoken0x5eq";
+
+void replace_all(std::string& text, std::string_view from, std::string_view to) {
+  for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+    text.replace(at, from.size(), to);
+}
+
 // POST /_emulator/stream: the load generator. Formats the event once and splices the sequence
 // number and timestamp into each frame; waits for slow readers (see kHighWater).
 asio::awaitable<HttpAnswer> run_stream(Engine& engine, const std::string& body_text) {
@@ -289,13 +300,22 @@ asio::awaitable<HttpAnswer> run_stream(Engine& engine, const std::string& body_t
   }
   auto request = std::get<PublishRequest>(std::move(parsed));
   request.payload.erase("seq");
-  auto prepared = engine.prepare(request);
+  // A param holding "{seq}" names a new row, document or file per event, which is completed and
+  // stored as a publish would (a gap of many rows in one request). The fan-out is computed once,
+  // with a token in place of the number, and the number is spliced into a copy per event.
+  const bool numbered = std::ranges::any_of(
+      request.params, [](const auto& p) { return p.second.find(kSeqField) != std::string::npos; });
+  PublishRequest shape = request;
+  for (auto& [name, value] : shape.params)
+    replace_all(value, kSeqField, kSeqToken);
+  auto prepared = engine.prepare(shape);
   if (auto* error = std::get_if<std::string>(&prepared)) {
     co_return engine.rest_error(400, "general_argument_invalid", *error);
   }
-  const auto& event = std::get<PreparedEvent>(prepared);
-  // event.payload is "{…}"; each frame's payload is {"seq":N,…}.
-  const std::string_view rest = std::string_view(event.payload).substr(1);
+  const auto& shaped = std::get<PreparedEvent>(prepared);
+  PreparedEvent numbered_event;
+  // shaped.payload is "{…}"; each frame's payload is {"seq":N,…}.
+  const std::string_view rest = std::string_view(shaped.payload).substr(1);
 
   std::vector<std::shared_ptr<SocketPeer>> peers;
   for (auto& peer : engine.peers()) {
@@ -313,12 +333,31 @@ asio::awaitable<HttpAnswer> run_stream(Engine& engine, const std::string& body_t
   std::int64_t delivered = 0;
   std::array<char, 24> digits{};
   for (std::int64_t seq = 1; seq <= count; ++seq) {
-    payload.assign(R"({"seq":)");
     const auto [end, conv] = std::to_chars(digits.data(), digits.data() + digits.size(), seq);
-    payload.append(digits.data(), end);
-    if (rest.size() > 1)
-      payload += ',';
-    payload += rest;
+    const std::string_view number(digits.data(), static_cast<std::size_t>(end - digits.data()));
+    if (numbered) {
+      PublishRequest one = request;
+      for (auto& [name, value] : one.params)
+        replace_all(value, kSeqField, number);
+      one.payload["seq"] = seq;
+      if (const auto change = engine.complete_change(one))
+        engine.remember(one, *change, shaped.fanout.roles);
+      numbered_event = shaped;
+      replace_all(numbered_event.head, kSeqToken, number);
+      for (auto* list : {&numbered_event.fanout.events, &numbered_event.fanout.channels}) {
+        for (auto& name : *list)
+          replace_all(name, kSeqToken, number);
+      }
+      payload = json::serialize(one.payload);
+      payload.reserve(payload.size() + kJsonPadding);
+    } else {
+      payload.assign(R"({"seq":)");
+      payload += number;
+      if (rest.size() > 1)
+        payload += ',';
+      payload += rest;
+    }
+    const PreparedEvent& event = numbered ? numbered_event : shaped;
     const JsonBytes bytes{payload.data(), payload.size(), payload.capacity()};
     const auto now =
         std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());

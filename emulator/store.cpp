@@ -4,6 +4,8 @@
 #include <charconv>
 #include <chrono>
 
+#include "emulator/directory.hpp"
+
 namespace sluice::emulator {
 
 namespace json = boost::json;
@@ -165,6 +167,8 @@ std::optional<StoreChange> store_change_of(std::string_view pattern,
 void Store::apply(const std::string& project, const StoreChange& change,
                   std::string_view database_type, const json::object& payload,
                   const std::vector<std::string>& read, std::string_view now) {
+  // Before the item below exists: complete() reads the previous version's `$createdAt`.
+  json::object stored = complete(project, change, payload, now);
   auto& state = projects_[project];
   Container* container = nullptr;
   if (change.kind == StoreChange::Kind::row) {
@@ -189,15 +193,6 @@ void Store::apply(const std::string& project, const StoreChange& change,
   auto& item = it->second;
   if (created)
     item.sequence = ++last_sequence_;
-  const auto previous_created = item.payload.if_contains("$createdAt");
-  json::object stored = payload;
-  if (!stored.contains("$id"))
-    stored["$id"] = change.id;
-  if (!stored.contains("$createdAt")) {
-    stored["$createdAt"] = previous_created != nullptr ? *previous_created : json::value(now);
-  }
-  if (!stored.contains("$updatedAt"))
-    stored["$updatedAt"] = now;
   const auto instant = [&](std::string_view key) -> std::optional<std::int64_t> {
     const auto* v = stored.if_contains(key);
     return v != nullptr && v->is_string() ? parse_instant(v->as_string()) : std::nullopt;
@@ -208,6 +203,64 @@ void Store::apply(const std::string& project, const StoreChange& change,
     container->attributes.emplace(key);
   item.payload = std::move(stored);
   item.read = read;
+}
+
+const StoredItem* Store::find(const std::string& project, const StoreChange& change) const {
+  const auto* state = this->project(project);
+  if (state == nullptr)
+    return nullptr;
+  const Container* container = nullptr;
+  if (change.kind == StoreChange::Kind::row) {
+    const auto db = state->databases.find(change.parent);
+    if (db == state->databases.end())
+      return nullptr;
+    const auto table = db->second.tables.find(change.container);
+    if (table == db->second.tables.end())
+      return nullptr;
+    container = &table->second;
+  } else {
+    const auto bucket = state->buckets.find(change.parent);
+    if (bucket == state->buckets.end())
+      return nullptr;
+    container = &bucket->second;
+  }
+  const auto item = container->items.find(change.id);
+  return item == container->items.end() ? nullptr : &item->second;
+}
+
+json::object Store::complete(const std::string& project, const StoreChange& change,
+                             const json::object& payload, std::string_view now) const {
+  const auto* previous = find(project, change);
+  json::object out = payload;
+  if (change.remove && previous != nullptr) {
+    for (const auto& [key, value] : previous->payload) {
+      if (!out.contains(key))
+        out[key] = value;
+    }
+  }
+  if (!out.contains("$id"))
+    out["$id"] = change.id;
+  if (!out.contains("$createdAt")) {
+    const auto* created =
+        previous != nullptr ? previous->payload.if_contains("$createdAt") : nullptr;
+    out["$createdAt"] = created != nullptr ? *created : json::value(now);
+  }
+  if (!out.contains("$updatedAt")) {
+    // Appwrite's clock has millisecond steps, and two changes of one row in one millisecond
+    // would share `$updatedAt` (and so the change's identity). Tests publish faster than any
+    // client changes one row, so the emulator keeps each row's `$updatedAt` strictly rising.
+    const auto now_us = parse_instant(now);
+    const auto last_us = previous != nullptr ? previous->updated_at : std::nullopt;
+    if (now_us && last_us && *last_us >= *now_us && !change.remove) {
+      const auto next = std::chrono::system_clock::time_point(
+          std::chrono::duration_cast<std::chrono::system_clock::duration>(
+              std::chrono::microseconds(*last_us + 1000)));
+      out["$updatedAt"] = format_timestamp(next);
+    } else {
+      out["$updatedAt"] = now;
+    }
+  }
+  return out;
 }
 
 const ProjectStore* Store::project(std::string_view id) const {

@@ -72,10 +72,16 @@ std::optional<StoreChange> store_change_of(std::string_view pattern,
 // thread, like everything in the emulator.
 class Store {
  public:
-  // Stores `payload` as the latest version of the changed resource (a delete removes it).
-  // Databases, tables and buckets come into existence with their first item. A payload without
-  // `$id`, `$createdAt` or `$updatedAt` gets them (the timestamps from `now`, Appwrite's text),
-  // as Appwrite's models always carry them.
+  // The payload Appwrite would publish for `change`: `payload` with the system fields its
+  // models always carry and a test may leave out: `$id`, `$createdAt` (kept from the previous
+  // version) and `$updatedAt` (`now`, Appwrite's text; a delete keeps the deleted version's).
+  // A delete publishes the deleted resource, so its missing fields come from the stored version.
+  boost::json::object complete(const std::string& project, const StoreChange& change,
+                               const boost::json::object& payload, std::string_view now) const;
+
+  // Stores `payload` (completed as complete() does) as the latest version of the changed
+  // resource (a delete removes it). Databases, tables and buckets come into existence with
+  // their first item.
   void apply(const std::string& project, const StoreChange& change, std::string_view database_type,
              const boost::json::object& payload, const std::vector<std::string>& read,
              std::string_view now);
@@ -83,6 +89,8 @@ class Store {
   const ProjectStore* project(std::string_view id) const;
 
  private:
+  const StoredItem* find(const std::string& project, const StoreChange& change) const;
+
   std::map<std::string, ProjectStore, std::less<>> projects_;
   std::uint64_t last_sequence_ = 0;
 };

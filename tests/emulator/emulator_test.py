@@ -122,7 +122,12 @@ class HelperTest(unittest.TestCase):
             self.assertEqual(conns[0]["user"], "alice")
             self.assertIn("team:t1", conns[0]["roles"])
             self.assertEqual(emu.publish(project="shop", payload={"n": 1})["delivered"], 1)
-            self.assertEqual(sock.next()["data"]["payload"], {"n": 1})
+            # The row gets the system fields Appwrite's models carry; $createdAt is kept from
+            # the row's first version, $updatedAt moves on.
+            payload = sock.next()["data"]["payload"]
+            self.assertEqual({k: v for k, v in payload.items() if k not in
+                              ("$createdAt", "$updatedAt")}, {"n": 1, "$id": "o1"})
+            self.assertLess(payload["$createdAt"], payload["$updatedAt"])
             self.assertEqual(emu.disconnect("alice"), 1)
             emu.wait_connections(0)
             sock.close()

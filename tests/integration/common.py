@@ -83,3 +83,9 @@ def read_lines(path):
         return []
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def fields(payload):
+    """A row's payload without the `$createdAt`/`$updatedAt` the emulator stamps on it (as
+    Appwrite's models carry them)."""
+    return {k: v for k, v in payload.items() if k not in ("$createdAt", "$updatedAt")}

@@ -59,7 +59,9 @@ async function receiveRow(channel, received) {
   const [conn] = await emu.connections();
   assert.deepEqual(conn.subscriptions, []);
 
-  const payload = { $id: 'o1', status: 'paid' };
+  const payload = {
+    $id: 'o1', $createdAt: '2026-08-21T12:00:00.000+00:00', $updatedAt: '2026-08-21T12:00:00.000+00:00', status: 'paid',
+  };
   const answer = await emu.publish({ payload, read: ['user:bob'] });
   assert.equal(answer.delivered, 1);
   assert.equal(answer.channels.length, 6);

@@ -51,7 +51,10 @@ async function receiveRow(realtime) {
     return conns.some((c) => c.user === 'alice' && c.subscriptions.some((s) => s.channels.includes(channel)));
   }, 'the SDK to authenticate and subscribe');
 
-  const payload = { $id: 'o1', $tableId: 'orders', $databaseId: 'shop', status: 'paid', total: 120 };
+  const payload = {
+    $id: 'o1', $tableId: 'orders', $databaseId: 'shop', $createdAt: '2026-08-21T12:00:00.000+00:00',
+    $updatedAt: '2026-08-21T12:00:00.000+00:00', status: 'paid', total: 120,
+  };
   const answer = await emu.publish({ payload, read: ['user:alice'] });
   assert.equal(answer.delivered, 1);
   await until(() => received.length === 1, 'the subscription callback');
