@@ -232,6 +232,31 @@ const ConfigMap<BufferConfig>& buffer_map() {
   return table;
 }
 
+const ConfigMap<BackfillConfig>& backfill_map() {
+  using B = BackfillConfig;
+  static const ConfigMap<B> table({
+      key("enabled", &B::enabled, as::boolean(), "whether gaps are recovered at all"),
+      key("max_window", &B::max_window, as::duration(),
+          "how far back a gap is fetched; older parts are reported, not fetched"),
+      key("margin", &B::margin, as::duration(true),
+          "clock-skew margin subtracted from every checkpoint"),
+      key("page_size", &B::page_size, as::integer(1, 5000), "rows listed per request"),
+      custom_key<B>(
+          "rate",
+          [](Reader& r, const Field& f, B& out) {
+            auto n = r.number(f, 0, 1000);
+            if (n && *n <= 0) {
+              r.error(f.mark(), f.path, "expected a rate greater than zero");
+              return;
+            }
+            if (n)
+              out.rate = *n;
+          },
+          "list requests per second"),
+  });
+  return table;
+}
+
 const ConfigMap<RetryConfig>& retry_map() {
   using R = RetryConfig;
   static const ConfigMap<R> table(
@@ -396,6 +421,20 @@ LoadResult Loader::run(std::string_view text) {
                    "the Appwrite endpoint, project and auth"),
       key("admin", &C::admin, admin_map(), "the admin server"),
       key("log", &C::log, log_map(), "logging"),
+      // Before `buffer`: the buffer's directory defaults to <state_dir>/spool, and `buffer`
+      // (read next) overrides it when it names a dir.
+      custom_key<C>(
+          "state_dir",
+          [](Reader& r, const Field& f, C& out) {
+            if (auto dir = r.string(f)) {
+              out.state_dir = std::move(*dir);
+              while (out.state_dir.size() > 1 && out.state_dir.back() == '/')
+                out.state_dir.pop_back();
+              out.buffer.dir = out.state_dir + "/spool";
+            }
+          },
+          "the directory of the recovery checkpoints (and of the disk buffer by default)"),
+      key("backfill", &C::backfill, backfill_map(), "gap recovery"),
       key("buffer", &C::buffer, buffer_map(), "every sink's queue, unless it overrides it"),
       custom_key<C>(
           "sinks", [this](Reader&, const Field& f, C& out) { sinks(f, out); },
