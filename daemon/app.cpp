@@ -205,7 +205,9 @@ class App {
         break;
       if (live_is_complete())
         tracker_->advance_live(std::chrono::system_clock::now());
-      co_await save_checkpoints(tracker_->snapshot());
+      // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.
+      auto state = tracker_->snapshot();
+      co_await save_checkpoints(std::move(state));
     }
   }
 
@@ -627,8 +629,10 @@ class App {
       in_background(stop_worker(w, deadline));
     while (background_ > 0)
       co_await background_done_.wait();
-    if (tracker_)
-      co_await save_checkpoints(lost_at_stop_ == 0 ? tracker_->snapshot() : *before_drain);
+    if (tracker_) {
+      auto state = lost_at_stop_ == 0 ? tracker_->snapshot() : *before_drain;
+      co_await save_checkpoints(std::move(state));
+    }
     hard_stop_.cancel();
     if (lost_at_stop_ > 0 && exit_code_ == kExitOk)
       exit_code_ = kExitUndelivered;

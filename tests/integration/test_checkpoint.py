@@ -6,7 +6,7 @@ import glob
 import json
 import os
 
-from common import IntegrationTest, appwrite_yaml, read_lines, wait_for
+from common import PROJECT, IntegrationTest, appwrite_yaml, read_lines, wait_for
 
 TABLE = "databases/shop/tables/orders"
 
@@ -26,7 +26,7 @@ routes:
     def publish(self, emu, row, updated_at):
         emu.publish(params={"databaseId": "shop", "tableId": "orders", "rowId": row},
                     payload={"$id": row, "$databaseId": "shop", "$tableId": "orders",
-                             "$updatedAt": updated_at})
+                             "$updatedAt": updated_at}, project=PROJECT)
 
     def checkpoints(self, state_dir=None):
         path = os.path.join(state_dir or os.path.join(self.dir, "state"), "checkpoints.json")
