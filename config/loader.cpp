@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -317,8 +318,11 @@ bool within_bounds(Reader& r, const YAML::Node& node, std::size_t depth, std::si
 // load_string()/load_file() on the caller's thread.
 class Loader {
  public:
-  Loader(std::string file, InterpolationEnv env, const SinkTypes& types)
-      : reader_(std::move(file), std::move(env)), types_(types) {}
+  Loader(std::string file, InterpolationEnv env, const SinkTypes& types,
+         std::string default_state_dir)
+      : reader_(std::move(file), std::move(env)),
+        types_(types),
+        default_state_dir_(std::move(default_state_dir)) {}
 
   LoadResult run(std::string_view text);
 
@@ -328,6 +332,7 @@ class Loader {
 
   Reader reader_;
   const SinkTypes& types_;
+  std::string default_state_dir_;
   // Every sink name declared, valid or not, so a route naming a broken sink is not reported
   // a second time as naming a missing one.
   std::vector<std::string> sink_names_;
@@ -413,6 +418,8 @@ LoadResult Loader::run(std::string_view text) {
   }
   Config config;
   config.path = reader_.file();
+  config.state_dir = default_state_dir_;
+  config.buffer.dir = config.state_dir + "/spool";
   // Sections in dependency order: a sink's buffer starts from the top-level one, and routes
   // refer to sinks.
   using C = Config;
@@ -467,6 +474,16 @@ LoadResult Loader::run(std::string_view text) {
   return result;
 }
 
+// systemd's StateDirectory= tells a service where its state lives ($STATE_DIRECTORY, several
+// separated by ':'): the state_dir when the file names none.
+std::string default_state_dir() {
+  const char* given = std::getenv("STATE_DIRECTORY");
+  std::string dir = given ? std::string(given).substr(0, std::string(given).find(':')) : "";
+  while (dir.size() > 1 && dir.back() == '/')
+    dir.pop_back();
+  return dir.empty() ? Config{}.state_dir : dir;
+}
+
 std::string directory_of(const std::string& path) {
   const auto slash = path.rfind('/');
   if (slash == std::string::npos)
@@ -490,7 +507,7 @@ LoadResult load_string(std::string_view text, const std::string& name, const Sin
   try {
     InterpolationEnv env;
     env.base_dir = directory_of(name);
-    return Loader(name, std::move(env), types).run(text);
+    return Loader(name, std::move(env), types, default_state_dir()).run(text);
   } catch (const std::exception& e) {
     LoadResult result;
     result.errors.push_back({{name, 0, 0}, "", std::string("cannot load: ") + e.what()});

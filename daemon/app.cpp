@@ -403,7 +403,8 @@ class App {
     }
     if (result.config->state_dir != old.config.state_dir ||
         result.config->backfill.enabled != old.config.backfill.enabled) {
-      log::warn("config", "state_dir and backfill.enabled take effect at the next restart");
+      log::warn("config",
+                "the checkpoints' state_dir and backfill.enabled take effect at the next restart");
       result.config->state_dir = old.config.state_dir;
       result.config->backfill.enabled = old.config.backfill.enabled;
     }

@@ -4,7 +4,6 @@ the admin server on a free port, reads its JSON log lines, and exposes /metrics,
 
 import json
 import os
-import re
 import signal
 import subprocess
 import threading
@@ -71,15 +70,14 @@ class Sluice:
         self.binary = binary
         self.workdir = workdir
         self.config_path = os.path.join(workdir, "routes.yaml")
-        # Hermetic: recovery's checkpoints go to the test's own directory, not /var/lib/sluice
-        # where every test would read the previous one's.
-        if not re.search(r"^state_dir:", config_text, re.M):
-            config_text = config_text.rstrip("\n") + f"\nstate_dir: {os.path.join(workdir, 'state')}\n"
         with open(self.config_path, "w") as f:
             f.write(config_text)
         # Hermetic: a proxy set for the machine running the tests would take the loopback
         # webhooks elsewhere. Tests that want one pass it in `env`.
         inherited = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
+        # Hermetic: the default state_dir (recovery's checkpoints) is the test's own directory,
+        # as systemd's StateDirectory= would set it, not /var/lib/sluice shared by every test.
+        inherited["STATE_DIRECTORY"] = os.path.join(workdir, "state")
         self.env = dict(inherited, **(env or {}))
         self.args = list(args)
         self.log_level = log_level

@@ -556,6 +556,17 @@ TEST(Loader, TheBufferDirDefaultsToTheStateDirsSpool) {
   EXPECT_EQ(r.config->sinks[0].buffer.dir, "/srv/s/spool");
 }
 
+TEST(Loader, SystemdsStateDirectoryIsTheDefaultStateDir) {
+  const ScopedEnv env("STATE_DIRECTORY", "/var/lib/private/sluice/:/var/lib/other");
+  auto r = load(kValid);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config->state_dir, "/var/lib/private/sluice");
+  EXPECT_EQ(r.config->sinks[0].buffer.dir, "/var/lib/private/sluice/spool");
+  r = load("state_dir: /srv/s\n" + std::string(kValid));  // the file wins
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config->state_dir, "/srv/s");
+}
+
 TEST(Loader, BackfillErrorsAreLocated) {
   EXPECT_THAT(errors("backfill: {page_size: 5001}\n" + std::string(kValid)),
               ElementsAre("t.yaml:1:23: backfill.page_size: expected an integer from 1 to 5000, "
