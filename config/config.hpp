@@ -109,6 +109,17 @@ struct BufferConfig {
   bool operator==(const BufferConfig&) const = default;
 };
 
+// Gap recovery (the top-level `backfill:` mapping): after a gap, what changed is listed from
+// Appwrite's REST API and delivered through the routes.
+struct BackfillConfig {
+  bool enabled = true;
+  Duration max_window{24 * 60 * 60 * 1000};  // older parts of a gap are reported, not fetched
+  Duration margin{5000};                     // clock-skew margin subtracted from every checkpoint
+  std::uint32_t page_size = 500;             // 1..5000: Appwrite's limit() maximum
+  double rate = 10.0;                        // list requests per second, > 0
+  bool operator==(const BackfillConfig&) const = default;
+};
+
 struct RetryConfig {
   Duration initial{500};
   Duration max{30000};
@@ -176,6 +187,7 @@ struct RouteConfig {
   std::vector<std::string> events;    // patterns, `*` is one segment; empty: every event
   std::vector<Query> where;           // all must hold on the payload
   std::vector<std::string> sinks;     // names of sinks in Config::sinks
+  bool backfill = true;               // `backfill: false`: this route's channels are not recovered
   Location location;
 };
 
@@ -184,6 +196,9 @@ struct Config {
   AppwriteConfig appwrite;
   AdminConfig admin;
   LogConfig log;
+  // Checkpoints for gap recovery, and the disk buffer's default directory (<state_dir>/spool).
+  std::string state_dir = "/var/lib/sluice";
+  BackfillConfig backfill;
   BufferConfig buffer;
   std::vector<SinkConfig> sinks;  // in file order
   std::vector<RouteConfig> routes;

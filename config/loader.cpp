@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -232,6 +233,31 @@ const ConfigMap<BufferConfig>& buffer_map() {
   return table;
 }
 
+const ConfigMap<BackfillConfig>& backfill_map() {
+  using B = BackfillConfig;
+  static const ConfigMap<B> table({
+      key("enabled", &B::enabled, as::boolean(), "whether gaps are recovered at all"),
+      key("max_window", &B::max_window, as::duration(),
+          "how far back a gap is fetched; older parts are reported, not fetched"),
+      key("margin", &B::margin, as::duration(true),
+          "clock-skew margin subtracted from every checkpoint"),
+      key("page_size", &B::page_size, as::integer(1, 5000), "rows listed per request"),
+      custom_key<B>(
+          "rate",
+          [](Reader& r, const Field& f, B& out) {
+            auto n = r.number(f, 0, 1000);
+            if (n && *n <= 0) {
+              r.error(f.mark(), f.path, "expected a rate greater than zero");
+              return;
+            }
+            if (n)
+              out.rate = *n;
+          },
+          "list requests per second"),
+  });
+  return table;
+}
+
 const ConfigMap<RetryConfig>& retry_map() {
   using R = RetryConfig;
   static const ConfigMap<R> table(
@@ -292,8 +318,11 @@ bool within_bounds(Reader& r, const YAML::Node& node, std::size_t depth, std::si
 // load_string()/load_file() on the caller's thread.
 class Loader {
  public:
-  Loader(std::string file, InterpolationEnv env, const SinkTypes& types)
-      : reader_(std::move(file), std::move(env)), types_(types) {}
+  Loader(std::string file, InterpolationEnv env, const SinkTypes& types,
+         std::string default_state_dir)
+      : reader_(std::move(file), std::move(env)),
+        types_(types),
+        default_state_dir_(std::move(default_state_dir)) {}
 
   LoadResult run(std::string_view text);
 
@@ -303,6 +332,7 @@ class Loader {
 
   Reader reader_;
   const SinkTypes& types_;
+  std::string default_state_dir_;
   // Every sink name declared, valid or not, so a route naming a broken sink is not reported
   // a second time as naming a missing one.
   std::vector<std::string> sink_names_;
@@ -388,6 +418,8 @@ LoadResult Loader::run(std::string_view text) {
   }
   Config config;
   config.path = reader_.file();
+  config.state_dir = default_state_dir_;
+  config.buffer.dir = config.state_dir + "/spool";
   // Sections in dependency order: a sink's buffer starts from the top-level one, and routes
   // refer to sinks.
   using C = Config;
@@ -396,6 +428,20 @@ LoadResult Loader::run(std::string_view text) {
                    "the Appwrite endpoint, project and auth"),
       key("admin", &C::admin, admin_map(), "the admin server"),
       key("log", &C::log, log_map(), "logging"),
+      // Before `buffer`: the buffer's directory defaults to <state_dir>/spool, and `buffer`
+      // (read next) overrides it when it names a dir.
+      custom_key<C>(
+          "state_dir",
+          [](Reader& r, const Field& f, C& out) {
+            if (auto dir = r.string(f)) {
+              out.state_dir = std::move(*dir);
+              while (out.state_dir.size() > 1 && out.state_dir.back() == '/')
+                out.state_dir.pop_back();
+              out.buffer.dir = out.state_dir + "/spool";
+            }
+          },
+          "the directory of the recovery checkpoints (and of the disk buffer by default)"),
+      key("backfill", &C::backfill, backfill_map(), "gap recovery"),
       key("buffer", &C::buffer, buffer_map(), "every sink's queue, unless it overrides it"),
       custom_key<C>(
           "sinks", [this](Reader&, const Field& f, C& out) { sinks(f, out); },
@@ -428,6 +474,16 @@ LoadResult Loader::run(std::string_view text) {
   return result;
 }
 
+// systemd's StateDirectory= tells a service where its state lives ($STATE_DIRECTORY, several
+// separated by ':'): the state_dir when the file names none.
+std::string default_state_dir() {
+  const char* given = std::getenv("STATE_DIRECTORY");
+  std::string dir = given ? std::string(given).substr(0, std::string(given).find(':')) : "";
+  while (dir.size() > 1 && dir.back() == '/')
+    dir.pop_back();
+  return dir.empty() ? Config{}.state_dir : dir;
+}
+
 std::string directory_of(const std::string& path) {
   const auto slash = path.rfind('/');
   if (slash == std::string::npos)
@@ -451,7 +507,7 @@ LoadResult load_string(std::string_view text, const std::string& name, const Sin
   try {
     InterpolationEnv env;
     env.base_dir = directory_of(name);
-    return Loader(name, std::move(env), types).run(text);
+    return Loader(name, std::move(env), types, default_state_dir()).run(text);
   } catch (const std::exception& e) {
     LoadResult result;
     result.errors.push_back({{name, 0, 0}, "", std::string("cannot load: ") + e.what()});

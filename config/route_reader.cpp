@@ -337,6 +337,8 @@ void read_routes(Reader& reader, const Field& f, std::vector<std::string> sink_n
             }
           },
           "a list of sink names", true),
+      key("backfill", &R::backfill, as::boolean(),
+          "false: this route's channels are not recovered after a gap"),
   });
   for (std::size_t i = 0; i < f.value.size(); ++i) {
     const YAML::Node& node = f.value[i];

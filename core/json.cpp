@@ -76,8 +76,15 @@ void read_value(od::value v, JsonValue& out) {
   }
 }
 
+// A parser keeps the buffers of the largest document it has read (about 4 bytes per JSON token):
+// documents above this size get a parser of their own, so one huge payload does not raise the
+// footprint for the rest of the run.
+constexpr std::size_t kReusedParserBytes = 1u << 20;
+
 JsonValue lookup_padded(JsonBytes json, std::string_view path) {
-  thread_local od::parser parser;
+  thread_local od::parser reused;
+  od::parser one_off;
+  od::parser& parser = json.size > kReusedParserBytes ? one_off : reused;
   JsonValue out;
   od::document doc;
   if (parser.iterate(json.data, json.size, json.capacity).get(doc) != simdjson::SUCCESS) {

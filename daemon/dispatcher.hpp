@@ -12,6 +12,7 @@
 #include "core/event.hpp"
 #include "core/metrics.hpp"
 #include "daemon/condition.hpp"
+#include "daemon/recovery/checkpoint.hpp"
 #include "daemon/router.hpp"
 #include "sinks/worker.hpp"
 
@@ -63,6 +64,10 @@ class Dispatcher {
   // took it, or when the dispatcher stops.
   boost::asio::awaitable<void> dispatch(EventPtr event);
 
+  // Every event routed to at least one sink is tracked by `tracker` from then on (gap
+  // recovery's checkpoints); null (the default): recovery is off.
+  void set_tracker(recovery::CheckpointTracker* tracker) { tracker_ = tracker; }
+
   // While held, dispatch() waits, so the socket is not read while a reload changes workers.
   void hold();
   void release();
@@ -76,6 +81,7 @@ class Dispatcher {
 
  private:
   Metrics& metrics_;
+  recovery::CheckpointTracker* tracker_ = nullptr;
   std::shared_ptr<Generation> current_;
   RouteResult route_result_;  // reused for every event; never held across a suspension
   Condition gate_;            // wakes dispatch() on release(), install() and stop()

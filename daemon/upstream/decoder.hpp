@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/event.hpp"
+#include "core/utc.hpp"
 
 namespace sluice::upstream {
 
@@ -87,9 +88,7 @@ class FrameDecoder {
   std::unique_ptr<Impl> impl_;
 };
 
-// Parses `data.timestamp` text: `YYYY-MM-DD[T ]HH:MM:SS(.fraction)?(Z|±HH:MM|±HHMM)?`, no offset
-// meaning UTC; the fraction is truncated to milliseconds. nullopt when malformed or out of range.
-std::optional<std::chrono::sys_time<std::chrono::milliseconds>> parse_timestamp(
-    std::string_view text);
+// Timestamps are parsed by core/utc.hpp, shared with recovery's `$updatedAt`.
+using sluice::parse_timestamp;
 
 }  // namespace sluice::upstream

@@ -38,6 +38,7 @@ def main() -> int:
     env = dict(os.environ)
     # Nothing from the caller's environment may change what a golden file resolves to.
     env.pop("CREDENTIALS_DIRECTORY", None)
+    env.pop("STATE_DIRECTORY", None)
     for item in args.env:
         key, _, value = item.partition("=")
         env[key] = value

@@ -75,6 +75,9 @@ class Sluice:
         # Hermetic: a proxy set for the machine running the tests would take the loopback
         # webhooks elsewhere. Tests that want one pass it in `env`.
         inherited = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
+        # Hermetic: the default state_dir (recovery's checkpoints) is the test's own directory,
+        # as systemd's StateDirectory= would set it, not /var/lib/sluice shared by every test.
+        inherited["STATE_DIRECTORY"] = os.path.join(workdir, "state")
         self.env = dict(inherited, **(env or {}))
         self.args = list(args)
         self.log_level = log_level

@@ -118,6 +118,13 @@ TEST(Loader, MinimalFileGetsEveryDefault) {
   EXPECT_FALSE(c.admin.tls);
   EXPECT_EQ(c.log, LogConfig{});
   EXPECT_EQ(c.buffer, BufferConfig{});
+  EXPECT_EQ(c.state_dir, "/var/lib/sluice");
+  EXPECT_EQ(c.backfill, BackfillConfig{});
+  EXPECT_TRUE(c.backfill.enabled);
+  EXPECT_EQ(c.backfill.max_window, std::chrono::hours(24));
+  EXPECT_EQ(c.backfill.margin, std::chrono::seconds(5));
+  EXPECT_EQ(c.backfill.page_size, 500u);
+  EXPECT_EQ(c.backfill.rate, 10.0);
   ASSERT_EQ(c.sinks.size(), 1u);
   const auto& sink = c.sinks[0];
   EXPECT_EQ(sink.name, "k");
@@ -136,6 +143,7 @@ TEST(Loader, MinimalFileGetsEveryDefault) {
   EXPECT_TRUE(c.routes[0].events.empty());
   EXPECT_TRUE(c.routes[0].where.empty());
   EXPECT_EQ(c.routes[0].sinks, std::vector<std::string>{"k"});
+  EXPECT_TRUE(c.routes[0].backfill);
   EXPECT_EQ(c.routes[0].location, (Location{"t.yaml", 8, 5}));
   EXPECT_EQ(c.find_sink("k"), &c.sinks[0]);
 }
@@ -516,6 +524,81 @@ TEST(Loader, AdminSection) {
   EXPECT_EQ(r.config->admin.token.reveal(), "t");
   EXPECT_THAT(errors("admin: {listen: 9477}\n" + std::string(kValid)),
               ElementsAre(HasSubstr("t.yaml:1:17: admin.listen: bad address \"9477\"")));
+}
+
+TEST(Loader, StateDirAndBackfill) {
+  auto r = load(
+      "state_dir: /srv/sluice/\n"
+      "backfill: {enabled: false, max_window: 2h, margin: 0s, page_size: 5000, "
+      "rate: 0.5}\n" +
+      with("sinks: [k]}", "sinks: [k], backfill: false}"));
+  ASSERT_TRUE(r.ok()) << errors_of(r)[0];
+  EXPECT_EQ(r.config->state_dir, "/srv/sluice");
+  EXPECT_FALSE(r.config->backfill.enabled);
+  EXPECT_EQ(r.config->backfill.max_window, std::chrono::hours(2));
+  EXPECT_EQ(r.config->backfill.margin, Duration(0));
+  EXPECT_EQ(r.config->backfill.page_size, 5000u);
+  EXPECT_EQ(r.config->backfill.rate, 0.5);
+  EXPECT_FALSE(r.config->routes[0].backfill);
+}
+
+TEST(Loader, TheBufferDirDefaultsToTheStateDirsSpool) {
+  auto r = load("state_dir: /srv/s\nbuffer: {type: disk}\n" + std::string(kValid));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config->buffer.dir, "/srv/s/spool");
+  EXPECT_EQ(r.config->sinks[0].buffer.dir, "/srv/s/spool");
+  // In any order in the file, and an explicit dir still wins.
+  r = load("buffer: {dir: /b}\nstate_dir: /srv/s\n" + std::string(kValid));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config->buffer.dir, "/b");
+  r = load("buffer: {max_events: 5}\nstate_dir: /srv/s\n" + std::string(kValid));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config->sinks[0].buffer.dir, "/srv/s/spool");
+}
+
+TEST(Loader, SystemdsStateDirectoryIsTheDefaultStateDir) {
+  const ScopedEnv env("STATE_DIRECTORY", "/var/lib/private/sluice/:/var/lib/other");
+  auto r = load(kValid);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config->state_dir, "/var/lib/private/sluice");
+  EXPECT_EQ(r.config->sinks[0].buffer.dir, "/var/lib/private/sluice/spool");
+  r = load("state_dir: /srv/s\n" + std::string(kValid));  // the file wins
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config->state_dir, "/srv/s");
+}
+
+TEST(Loader, BackfillErrorsAreLocated) {
+  EXPECT_THAT(errors("backfill: {page_size: 5001}\n" + std::string(kValid)),
+              ElementsAre("t.yaml:1:23: backfill.page_size: expected an integer from 1 to 5000, "
+                          "got \"5001\""));
+  EXPECT_THAT(errors("backfill: {page_size: 0}\n" + std::string(kValid)),
+              ElementsAre(HasSubstr("t.yaml:1:23: backfill.page_size: expected an integer")));
+  EXPECT_THAT(errors("backfill: {rate: 0}\n" + std::string(kValid)),
+              ElementsAre("t.yaml:1:18: backfill.rate: expected a rate greater than zero"));
+  EXPECT_THAT(errors("backfill: {rate: -1}\n" + std::string(kValid)),
+              ElementsAre(HasSubstr("t.yaml:1:18: backfill.rate: expected a number from 0 to")));
+  EXPECT_THAT(errors("backfill: {max_window: 0s}\n" + std::string(kValid)),
+              ElementsAre("t.yaml:1:24: backfill.max_window: expected a duration greater than "
+                          "zero"));
+  EXPECT_THAT(errors("backfill: {margin: 5 s}\n" + std::string(kValid)),
+              ElementsAre(HasSubstr("t.yaml:1:20: backfill.margin: bad duration \"5 s\"")));
+  EXPECT_THAT(
+      errors("backfill: {enable: false}\n" + std::string(kValid)),
+      ElementsAre(HasSubstr("t.yaml:1:12: backfill.enable: unknown key \"enable\" (did you mean "
+                            "\"enabled\"?")));
+  EXPECT_THAT(errors("backfill: false\n" + std::string(kValid)),
+              ElementsAre(HasSubstr("t.yaml:1:11: backfill: expected a mapping, got")));
+  EXPECT_THAT(errors("state_dir: \"\"\n" + std::string(kValid)),
+              ElementsAre(HasSubstr("t.yaml:1:12: state_dir: expected a non-empty string")));
+  EXPECT_THAT(errors("state_dirr: /x\n" + std::string(kValid)),
+              ElementsAre(HasSubstr("unknown key \"state_dirr\" (did you mean \"state_dir\"?")));
+  EXPECT_THAT(errors(with("sinks: [k]}", "sinks: [k], backfill: no-thanks}")),
+              ElementsAre(HasSubstr(
+                  "t.yaml:8:52: routes[0].backfill: expected true or false, got \"no-thanks\"")));
+  EXPECT_THAT(
+      errors(with("sinks: [k]}", "sinks: [k], backfil: false}")),
+      ElementsAre(HasSubstr("t.yaml:8:42: routes[0].backfil: unknown key \"backfil\" (did you mean "
+                            "\"backfill\"?")));
 }
 
 TEST(Loader, SyntaxErrorsAreLocated) {
