@@ -44,6 +44,10 @@ Metrics::Metrics()
                              .Name("sluice_events_unmatched_total")
                              .Help("Events that matched no route")
                              .Register(*registry_)),
+      events_deduplicated_(&BuildCounter()
+                                .Name("sluice_events_deduplicated_total")
+                                .Help("Events dropped as repeats of a recent event id")
+                                .Register(*registry_)),
       routed_(&BuildCounter()
                    .Name("sluice_events_routed_total")
                    .Help("Events matched by each route")
@@ -127,6 +131,7 @@ Metrics::Metrics()
   gap_seconds_->Add({});
   events_received_->Add({});
   events_unmatched_->Add({});
+  events_deduplicated_->Add({});
   connects_->Add({{"result", "success"}});
   connects_->Add({{"result", "failure"}});
   auth_failures_->Add({{"reason", "guest"}});
@@ -164,6 +169,10 @@ prometheus::Counter& Metrics::events_received() {
 }
 prometheus::Counter& Metrics::events_unmatched() {
   return events_unmatched_->Add({});
+}
+
+prometheus::Counter& Metrics::events_deduplicated() {
+  return events_deduplicated_->Add({});
 }
 prometheus::Counter& Metrics::routed(std::string_view route) {
   return routed_->Add({{"route", std::string(route)}});

@@ -66,6 +66,7 @@ class Metrics {
   // Events and routes.
   prometheus::Counter& events_received();
   prometheus::Counter& events_unmatched();
+  prometheus::Counter& events_deduplicated();
   prometheus::Counter& routed(std::string_view route);
   prometheus::Counter& routed_bytes(std::string_view route);
   // Unix time of the last event the route matched: the one sign of "connected but silent".
@@ -89,6 +90,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* frames_invalid_;
   prometheus::Family<prometheus::Counter>* events_received_;
   prometheus::Family<prometheus::Counter>* events_unmatched_;
+  prometheus::Family<prometheus::Counter>* events_deduplicated_;
   prometheus::Family<prometheus::Counter>* routed_;
   prometheus::Family<prometheus::Counter>* routed_bytes_;
   prometheus::Family<prometheus::Gauge>* route_last_event_;

@@ -100,6 +100,7 @@ Dispatcher::Dispatcher(asio::any_io_executor loop, Metrics& metrics)
 
 std::shared_ptr<Generation> Dispatcher::install(std::shared_ptr<Generation> next) {
   auto previous = std::exchange(current_, std::move(next));
+  dedup_.set_capacity(current_->config.dedup_window);
   gate_.notify_all();
   return previous;
 }
@@ -119,6 +120,10 @@ void Dispatcher::stop() {
 }
 
 asio::awaitable<void> Dispatcher::dispatch(EventPtr event) {
+  if (dedup_.seen(event->id)) {
+    metrics_.events_deduplicated().Increment();
+    co_return;
+  }
   // The sinks that already took this event, by name: after a wait it is routed again under the
   // current generation, and a sink must not get it twice, whether its worker survived a
   // reload or was replaced (a changed sink's old worker still delivers what it took, and a

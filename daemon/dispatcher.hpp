@@ -12,6 +12,7 @@
 #include "core/event.hpp"
 #include "core/metrics.hpp"
 #include "daemon/condition.hpp"
+#include "daemon/dedup_window.hpp"
 #include "daemon/router.hpp"
 #include "sinks/worker.hpp"
 
@@ -54,13 +55,14 @@ class Dispatcher {
   Dispatcher(boost::asio::any_io_executor loop, Metrics& metrics);
 
   // Makes `next` current, and returns the generation it replaces (null the first time).
-  // Events waiting in dispatch() route again under `next`.
+  // Events waiting in dispatch() route again under `next`. The dedup window takes its size.
   std::shared_ptr<Generation> install(std::shared_ptr<Generation> next);
   Generation& current() { return *current_; }
   const Generation& current() const { return *current_; }
 
   // Delivers `event` to the queues of the sinks it reaches. Completes once every one of them
-  // took it, or when the dispatcher stops.
+  // took it, or when the dispatcher stops. An event whose id is in the dedup window (a repeat
+  // of a recent one) is dropped and counted instead.
   boost::asio::awaitable<void> dispatch(EventPtr event);
 
   // While held, dispatch() waits, so the socket is not read while a reload changes workers.
@@ -79,6 +81,7 @@ class Dispatcher {
   std::shared_ptr<Generation> current_;
   RouteResult route_result_;  // reused for every event; never held across a suspension
   Condition gate_;            // wakes dispatch() on release(), install() and stop()
+  DedupWindow dedup_;
   bool held_ = false;
   bool stopped_ = false;
 };

@@ -197,6 +197,31 @@ TEST_F(DispatcherTest, StopReleasesAWaitingDispatchAndRefusesNewEvents) {
   EXPECT_EQ(metrics.routed("r1").Value(), 2);
 }
 
+// The same change seen twice (two connections, or live and recovered) reaches no sink twice.
+TEST_F(DispatcherTest, DropsARepeatedEventIdBeforeRoutingAndCountsIt) {
+  start("a");
+  start("b");
+  dispatch_now("1");
+  dispatch_now("1");  // the same data: the same id
+  ASSERT_TRUE(run_until(ctx, [&] { return got["a"].size() == 1 && got["b"].size() == 1; }));
+  ctx.poll();
+  EXPECT_EQ(got["a"].size(), 1u);
+  EXPECT_EQ(metrics.events_deduplicated().Value(), 1);
+  EXPECT_EQ(metrics.routed("r1").Value(), 1);
+  EXPECT_EQ(metrics.events_unmatched().Value(), 0);
+
+  // A reload to `dedup_window: 0` turns it off.
+  config::Config off = config;
+  off.dedup_window = 0;
+  auto gen = std::make_shared<Generation>(off, metrics);
+  gen->workers = dispatcher.current().workers;
+  dispatcher.install(gen);
+  dispatch_now("1");
+  ASSERT_TRUE(run_until(ctx, [&] { return got["a"].size() == 2 && got["b"].size() == 2; }));
+  EXPECT_EQ(metrics.events_deduplicated().Value(), 1);
+  EXPECT_EQ(metrics.routed("r1").Value(), 2);
+}
+
 TEST_F(DispatcherTest, GapMarkersGoToEachRouteOfTheSinksThatAskForThem) {
   config::Config c = config;
   c.sinks[0].gap_marker = true;
@@ -263,7 +288,7 @@ TEST(GapMarkerTest, DecodesLikeAReceivedEvent) {
   const auto marker =
       make_gap_marker(route("orders", {"a"}), "shop", std::chrono::system_clock::now() - 3s,
                       std::chrono::system_clock::now());
-  upstream::FrameDecoder decoder;
+  upstream::FrameDecoder decoder{"p"};
   auto decoded =
       decoder.decode(R"({"type":"event","data":)" + std::string(marker->data) + "}", false,
                      std::chrono::steady_clock::now(), std::chrono::system_clock::now());
