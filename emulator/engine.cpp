@@ -8,6 +8,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "core/event.hpp"
+#include "emulator/rest_list.hpp"
 
 namespace sluice::emulator {
 
@@ -1024,11 +1025,18 @@ HttpAnswer Engine::handle_control(const HttpRequest& request, std::string_view p
     if (auto* error = std::get_if<std::string>(&parsed)) {
       return rest_error(400, "general_argument_invalid", *error);
     }
-    auto prepared = prepare(std::get<PublishRequest>(parsed));
+    const auto& change_request = std::get<PublishRequest>(parsed);
+    auto prepared = prepare(change_request);
     if (auto* error = std::get_if<std::string>(&prepared)) {
       return rest_error(400, "general_argument_invalid", *error);
     }
-    return HttpAnswer{200, json::serialize(publish(std::get<PreparedEvent>(prepared))), {}};
+    const auto& event = std::get<PreparedEvent>(prepared);
+    if (const auto change =
+            store_change_of(change_request.event, change_request.params, change_request.payload)) {
+      store_.apply(change_request.project, *change, change_request.database_type,
+                   change_request.payload, event.fanout.roles, format_timestamp(directory_.now()));
+    }
+    return HttpAnswer{200, json::serialize(publish(event)), {}};
   }
   if (request.method == "POST" && path == "/_emulator/disconnect") {
     if (!body.is_object())
@@ -1054,6 +1062,8 @@ HttpAnswer Engine::handle_control(const HttpRequest& request, std::string_view p
   }
   if (request.method == "POST" && path == "/_emulator/users")
     return create_user(body);
+  if (path == "/_emulator/outage")
+    return outage_control(request.method, body);
   if (path == "/_emulator/sessions")
     return session_control(request.method, body);
   if (request.method == "POST" && path == "/_emulator/clock") {
@@ -1075,6 +1085,55 @@ HttpAnswer Engine::handle_control(const HttpRequest& request, std::string_view p
   return rest_error(404, "general_route_not_found", "Unknown control endpoint.");
 }
 
+std::optional<HttpAnswer> Engine::list_api(const HttpRequest& request, std::string_view path,
+                                           std::string_view project) {
+  ListCaller caller;
+  const auto key = header(request.headers, "x-appwrite-key");
+  // A key that is not the emulator's is no key: the request goes on as its session says.
+  caller.key = !options_.api_key.empty() && key == options_.api_key;
+  if (!caller.key) {
+    const auto auth = authenticate(project, request.headers, "", false);
+    if (auth.error != 0)
+      return rest_error(auth.error, auth.type, auth.message);
+    caller.roles = connection_roles(auth.user);
+    // Appwrite names the user by email in a scope error, "User" when it has none.
+    if (auth.user == nullptr) {
+      caller.who = "User (role: guests)";
+    } else {
+      caller.who = (auth.user->email.empty() ? "User" : auth.user->email) + " (role: users)";
+    }
+  }
+  return serve_list(store_.project(project), path.substr(3), query_params(request.target), caller,
+                    version());
+}
+
+HttpAnswer Engine::outage_control(std::string_view method, const json::value& body) {
+  if (method == "POST") {
+    const auto* seconds = body.is_object() ? body.as_object().if_contains("seconds") : nullptr;
+    if (seconds == nullptr || !seconds->is_number() || seconds->to_number<double>() < 0 ||
+        seconds->to_number<double>() > kMaxClockAdvance) {
+      return rest_error(400, "general_argument_invalid",
+                        "`seconds` must be a number of seconds between 0 and 40000000");
+    }
+    const auto length = std::chrono::duration<double>(seconds->to_number<double>());
+    if (length.count() == 0) {
+      outage_until_.reset();
+    } else {
+      outage_until_ = now() + std::chrono::duration_cast<RateWindow::Clock::duration>(length);
+      // A realtime server that goes away closes its sockets without a close frame.
+      for (const auto& peer : peers())
+        peer->drop();
+    }
+  } else if (method != "GET") {
+    return rest_error(404, "general_route_not_found", "Unknown control endpoint.");
+  }
+  json::object answer;
+  answer["active"] = realtime_down();
+  answer["remaining"] =
+      realtime_down() ? std::chrono::duration<double>(*outage_until_ - now()).count() : 0.0;
+  return HttpAnswer{200, json::serialize(answer), {}};
+}
+
 HttpAnswer Engine::handle_rest(const HttpRequest& request, std::string_view path) {
   if (request.method == "GET" && path == "/v1/health/version") {
     json::object answer;
@@ -1083,7 +1142,10 @@ HttpAnswer Engine::handle_rest(const HttpRequest& request, std::string_view path
   }
   const bool account = path == "/v1/account" || path == "/v1/account/sessions/email";
   const bool users = path.starts_with("/v1/users/");
-  if (!account && !users) {
+  const bool lists = request.method == "GET" &&
+                     (path.starts_with("/v1/tablesdb") || path.starts_with("/v1/databases") ||
+                      path.starts_with("/v1/storage/buckets"));
+  if (!account && !users && !lists) {
     return rest_error(404, "general_route_not_found",
                       "The requested route was not found. Please refer to the API docs and try "
                       "again.");
@@ -1094,6 +1156,13 @@ HttpAnswer Engine::handle_rest(const HttpRequest& request, std::string_view path
                       "Project with the requested ID could not be found. Please check the value "
                       "of the X-Appwrite-Project header to ensure the correct project ID is being "
                       "used.");
+  }
+  if (lists) {
+    if (auto answer = list_api(request, path, project))
+      return std::move(*answer);
+    return rest_error(404, "general_route_not_found",
+                      "The requested route was not found. Please refer to the API docs and try "
+                      "again.");
   }
   json::value body = json::object{};
   if (request.method == "POST" && !request.body.empty()) {

@@ -20,6 +20,7 @@
 #include "core/query.hpp"
 #include "emulator/directory.hpp"
 #include "emulator/fanout/fanout.hpp"
+#include "emulator/store.hpp"
 
 // The protocol side of appwrite-emulator: handshake, client messages, delivery, REST and
 // control endpoints as plain functions over plain data. The socket side (server.hpp) only moves
@@ -197,6 +198,10 @@ class Engine {
 
   std::vector<std::shared_ptr<Peer>> peers() const;
 
+  // Whether POST /_emulator/outage holds realtime down now (by the emulator's clock, so
+  // POST /_emulator/clock shortens it): upgrades are refused and no connection is kept.
+  bool realtime_down() const { return outage_until_ && now() < *outage_until_; }
+
   // REST and control endpoints other than /_emulator/stream (which awaits, see server.cpp).
   HttpAnswer handle_http(const HttpRequest& request);
 
@@ -240,6 +245,11 @@ class Engine {
   // /_emulator/sessions (accounts.cpp).
   HttpAnswer session_control(std::string_view method, const boost::json::value& body);
   boost::json::array connections_json() const;
+  // GET and POST /_emulator/outage.
+  HttpAnswer outage_control(std::string_view method, const boost::json::value& body);
+  // The list endpoints (rest_list.hpp) for an authenticated caller.
+  std::optional<HttpAnswer> list_api(const HttpRequest& request, std::string_view path,
+                                     std::string_view project);
 
   Options options_;
   Directory directory_;
@@ -248,6 +258,8 @@ class Engine {
   // Connects per (IP, path), Appwrite's 128 per 60 s.
   std::map<std::string, RateWindow, std::less<>> connects_;
   RateWindow::Clock::duration clock_offset_{};
+  std::optional<RateWindow::Clock::time_point> outage_until_;
+  Store store_;
 };
 
 // Turns a JSON object into a user; used by /_emulator/users and --fixtures.

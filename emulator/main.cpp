@@ -81,6 +81,18 @@ REST (Appwrite models and error bodies):
                                     "recent"; otherwise the JWT has no session), "duration"?
                                     seconds, default 900, 0 = already expired} -> {"jwt"}
   DELETE /v1/users/{id}/sessions/{sessionId}  (X-Appwrite-Key) -> 204
+  GET  /v1/tablesdb[/{db}[/tables[/{table}/rows]]]
+  GET  /v1/databases[/{db}[/collections[/{collection}/documents]]]
+  GET  /v1/storage/buckets[/{bucket}/files]
+                                    the latest version of every row, document and file
+                                    /_emulator/publish created, updated or upserted (a delete
+                                    removes it); rows and documents are one store. queries[]
+                                    as Appwrite's JSON (filters, orderAsc/orderDesc, limit
+                                    (default 25), offset, cursorAfter/cursorBefore, select),
+                                    total=false; "total" counts at most 5000, as Appwrite.
+                                    X-Appwrite-Key sees everything and alone may list databases,
+                                    tables and buckets; a session or JWT sees what its roles
+                                    may read; a guest read("any") and read("guests").
   REST answers carry a Date header from the emulator's clock (see /_emulator/clock).
 
 Control (no authentication; loopback clients only):
@@ -108,6 +120,10 @@ Control (no authentication; loopback clients only):
   POST /_emulator/clock        {"advance": SECONDS} moves the emulator's clock forward (no
                                sleeping in tests): the abuse limits' windows, sessions and
                                JWTs -> {"advanced": total, "now"}
+  POST /_emulator/outage       {"seconds": S}: closes every realtime connection (TCP close)
+                               and answers realtime upgrades 503 for S seconds of the
+                               emulator's clock (/_emulator/clock shortens it; 0 ends it);
+                               REST keeps answering. GET shows {"active","remaining"}
 
 Execution events (functions.[functionId].executions.[executionId].update) take the function
 from the payload as each version does: "functionId" on 1.9 and 1.8, "resourceId" with

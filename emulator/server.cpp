@@ -157,6 +157,11 @@ class WsPeer final : public SocketPeer, public std::enable_shared_from_this<WsPe
     }
     if (closed_ || flush_then_close_)
       co_return;
+    if (engine_.realtime_down()) {
+      // An outage began during the handshake's lookups: the server is gone.
+      hard_close();
+      co_return;
+    }
     auto opened = engine_.open(connection_, target, headers);
     for (auto& frame : opened.frames)
       send(std::move(frame));
@@ -405,6 +410,19 @@ asio::awaitable<void> serve(Stream stream, beast::flat_buffer buffer, Engine& en
 
     if (websocket::is_upgrade(request)) {
       const std::string_view target = request.target();
+      if (target.starts_with("/v1/realtime") && engine.realtime_down()) {
+        // What Appwrite's proxy answers while the realtime service is down (POST
+        // /_emulator/outage); REST keeps answering.
+        http::response<http::string_body> refused{http::status::service_unavailable,
+                                                  request.version()};
+        refused.set(http::field::server, "appwrite-emulator");
+        refused.set(http::field::content_type, "text/plain");
+        refused.keep_alive(false);
+        refused.body() = "Service Unavailable";
+        refused.prepare_payload();
+        co_await http::async_write(stream, refused, use_tuple);
+        break;
+      }
       if (target.starts_with("/v1/realtime")) {
         auto ws =
             std::make_shared<WsPeer<Stream>>(websocket::stream<Stream>(std::move(stream)), engine);

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 import emulator  # noqa: E402
@@ -287,6 +288,185 @@ class StrictTest(unittest.TestCase):
                 status, body, _ = emu.request("POST", "/_emulator/publish", {
                     "event": event, "params": params, "payload": other, "read": ["any"]})
                 self.assertEqual(status, 400, profile)
+
+
+ROW_CREATE = "databases.[databaseId].tables.[tableId].rows.[rowId].create"
+
+
+def list_get(emu, path, queries=(), key=None, session=None, **params):
+    """GET of a list endpoint with queries[] as Appwrite's SDKs send them."""
+    pairs = [(f"queries[{i}]", json.dumps(q)) for i, q in enumerate(queries)]
+    pairs += list(params.items())
+    headers = {"X-Appwrite-Project": "test"}
+    if key:
+        headers["X-Appwrite-Key"] = key
+    if session:
+        headers["X-Appwrite-Session"] = session
+    target = path + ("?" + urllib.parse.urlencode(pairs) if pairs else "")
+    status, body, _ = emu.request("GET", target, headers=headers)
+    return status, body
+
+
+def publish_row(emu, row_id, updated_at, read=("any",), action="create", table="orders", **fields):
+    payload = {"$id": row_id, "$tableId": table, "$databaseId": "shop",
+               "$createdAt": "2026-01-01T00:00:00.000+00:00", "$updatedAt": updated_at, **fields}
+    return emu.publish(event=ROW_CREATE.replace("create", action),
+                       params={"databaseId": "shop", "tableId": table, "rowId": row_id},
+                       payload=payload, read=read)
+
+
+def upgrade_status(emu):
+    """The HTTP status a realtime upgrade gets."""
+    with socket.create_connection((emu.host, emu.port), timeout=10) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall((f"GET /v1/realtime?project=test&channels[]=rows HTTP/1.1\r\n"
+                      f"Host: {emu.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+        return int(head.split(b" ")[1])
+
+
+class StateAndListTest(unittest.TestCase):
+    """The emulator keeps what /_emulator/publish changed and lists it as Appwrite does."""
+
+    def test_permissions_filter_what_a_user_lists(self):
+        with emulator.start(BINARY, profile="1.9", args=["--api-key", "k"]) as emu:
+            alice = emu.create_user("alice", email="alice@example.com", password="pw")
+            bob = emu.create_user("bob", email="bob@example.com", password="pw")
+            publish_row(emu, "open", "2026-01-01T00:00:01.000+00:00", read=["any"])
+            publish_row(emu, "mine", "2026-01-01T00:00:02.000+00:00", read=["user:alice"])
+            publish_row(emu, "members", "2026-01-01T00:00:03.000+00:00", read=["users"])
+            path = "/v1/tablesdb/shop/tables/orders/rows"
+
+            def ids(**who):
+                status, body = list_get(emu, path, **who)
+                self.assertEqual(status, 200, body)
+                self.assertEqual(body["total"], len(body["rows"]))
+                return sorted(r["$id"] for r in body["rows"])
+
+            self.assertEqual(ids(key="k"), ["members", "mine", "open"])
+            self.assertEqual(ids(session=alice["session"]), ["members", "mine", "open"])
+            self.assertEqual(ids(session=bob["session"]), ["members", "open"])
+            self.assertEqual(ids(), ["open"])
+            self.assertEqual(ids(key="wrong"), ["open"])  # an unknown key is no key
+            # Listing databases needs a key's scopes, as in Appwrite.
+            status, body = list_get(emu, "/v1/tablesdb", session=alice["session"])
+            self.assertEqual((status, body["type"]), (401, "general_unauthorized_scope"))
+            status, body = list_get(emu, "/v1/tablesdb", key="k")
+            self.assertEqual([d["$id"] for d in body["databases"]], ["shop"])
+            self.assertEqual(body["databases"][0]["type"], "tablesdb")
+
+    def test_cursor_paging_returns_every_row_once_in_updated_at_then_id_order(self):
+        with emulator.start(BINARY, profile="1.9", args=["--api-key", "k"]) as emu:
+            expected = []
+            for i in range(60):
+                # Three rows per instant, written with different offsets: order compares instants.
+                second = i // 3
+                text = (f"2026-01-01T00:00:{second:02d}.500+00:00" if i % 2 else
+                        f"2026-01-01T01:00:{second:02d}.5+01:00")
+                row_id = f"r{(i * 37) % 60:02d}"
+                publish_row(emu, row_id, text)
+                expected.append((second, row_id))
+            expected.sort()
+            start = "2026-01-01T00:00:05.500+00:00"
+            want = [r for s, r in expected if s >= 5]
+            got = []
+            cursor = None
+            for _ in range(20):
+                queries = [{"method": "greaterThanEqual", "attribute": "$updatedAt",
+                            "values": [start]},
+                           {"method": "orderAsc", "attribute": "$updatedAt"},
+                           {"method": "orderAsc", "attribute": "$id"},
+                           {"method": "limit", "values": [7]}]
+                if cursor:
+                    queries.append({"method": "cursorAfter", "values": [cursor]})
+                status, body = list_get(emu, "/v1/tablesdb/shop/tables/orders/rows", queries,
+                                        key="k")
+                self.assertEqual(status, 200, body)
+                self.assertEqual(body["total"], len(want))
+                if not body["rows"]:
+                    break
+                got += [r["$id"] for r in body["rows"]]
+                cursor = body["rows"][-1]["$id"]
+            self.assertEqual(got, want)
+            # The legacy API lists the same rows as documents of a collection.
+            status, body = list_get(emu, "/v1/databases/shop/collections/orders/documents",
+                                    [{"method": "limit", "values": [1]}], key="k", total="false")
+            self.assertEqual(status, 200, body)
+            self.assertEqual(body["total"], 0)
+            self.assertEqual(body["documents"][0]["$collectionId"], "orders")
+            self.assertNotIn("$tableId", body["documents"][0])
+
+    def test_invalid_queries_get_appwrites_errors(self):
+        with emulator.start(BINARY, profile="1.9", args=["--api-key", "k"]) as emu:
+            publish_row(emu, "o1", "2026-01-01T00:00:01.000+00:00")
+            path = "/v1/tablesdb/shop/tables/orders/rows"
+            cases = [
+                ([{"method": "limit", "values": [0]}], 400, "general_query_invalid"),
+                ([{"method": "limit", "values": [2 ** 64]}], 400, "general_query_invalid"),
+                ([{"method": "frobnicate", "attribute": "x"}], 400, "general_query_invalid"),
+                ([{"method": "equal", "attribute": "missing", "values": [1]}], 400,
+                 "general_query_invalid"),
+                ([{"method": "cursorAfter", "values": ["gone"]}], 400, "general_cursor_not_found"),
+            ]
+            for queries, code, kind in cases:
+                status, body = list_get(emu, path, queries, key="k")
+                self.assertEqual((status, body["code"], body["type"]), (code, code, kind), queries)
+                self.assertEqual(body["version"], "1.9.6")
+            status, body = list_get(emu, "/v1/tablesdb/nope/tables/orders/rows", key="k")
+            self.assertEqual((status, body["type"]), (404, "database_not_found"))
+            status, body = list_get(emu, "/v1/tablesdb/shop/tables/nope/rows", key="k")
+            self.assertEqual((status, body["type"]), (404, "table_not_found"))
+            status, body = list_get(emu, "/v1/storage/buckets/nope/files", key="k")
+            self.assertEqual((status, body["type"]), (404, "storage_bucket_not_found"))
+
+    def test_a_delete_removes_the_row_from_listings(self):
+        with emulator.start(BINARY, profile="1.9", args=["--api-key", "k"]) as emu:
+            publish_row(emu, "a", "2026-01-01T00:00:01.000+00:00", status="new")
+            publish_row(emu, "b", "2026-01-01T00:00:02.000+00:00")
+            publish_row(emu, "a", "2026-01-01T00:00:03.000+00:00", action="update", status="paid")
+            status, body = list_get(emu, "/v1/tablesdb/shop/tables/orders/rows", key="k")
+            self.assertEqual([(r["$id"], r.get("status")) for r in body["rows"]],
+                             [("a", "paid"), ("b", None)])
+            publish_row(emu, "a", "2026-01-01T00:00:03.000+00:00", action="delete")
+            status, body = list_get(emu, "/v1/tablesdb/shop/tables/orders/rows", key="k")
+            self.assertEqual((body["total"], [r["$id"] for r in body["rows"]]), (1, ["b"]))
+            emu.publish(event="buckets.[bucketId].files.[fileId].delete",
+                        params={"bucketId": "docs", "fileId": "f1"}, payload={"$id": "f1"})
+            status, body = list_get(emu, "/v1/storage/buckets/docs/files", key="k")
+            self.assertEqual((status, body["files"]), (200, []))
+
+    def test_outage_refuses_realtime_while_rest_answers(self):
+        with emulator.start(BINARY, profile="1.9", args=["--api-key", "k"]) as emu:
+            sock, connected = ws_connect(emu, "project=test&channels[]=rows")
+            self.assertEqual(connected["type"], "connected")
+            emu.wait_connections(1)
+            self.assertEqual(emu.control("/_emulator/outage", {"seconds": 30})["active"], True)
+            sock.wait_closed()  # a TCP close, as when the server goes away
+            sock.close()
+            self.assertEqual(emu.connections(), [])
+            self.assertEqual(upgrade_status(emu), 503)
+            publish_row(emu, "during", "2026-01-01T00:00:01.000+00:00")
+            status, body = list_get(emu, "/v1/tablesdb/shop/tables/orders/rows", key="k")
+            self.assertEqual((status, [r["$id"] for r in body["rows"]]), (200, ["during"]))
+            self.assertEqual(emu.control("/_emulator/outage")["active"], True)
+            # The emulator's clock counts toward the outage, so a test need not wait it out.
+            emu.control("/_emulator/clock", {"advance": 31})
+            self.assertEqual(emu.control("/_emulator/outage")["active"], False)
+            sock, connected = ws_connect(emu, "project=test&channels[]=rows")
+            self.assertEqual(connected["type"], "connected")
+            sock.close()
+            emu.control("/_emulator/outage", {"seconds": 60})
+            self.assertEqual(upgrade_status(emu), 503)
+            emu.control("/_emulator/outage", {"seconds": 0})
+            sock, connected = ws_connect(emu, "project=test&channels[]=rows")
+            self.assertEqual(connected["type"], "connected")
+            sock.close()
 
 
 if __name__ == "__main__":
