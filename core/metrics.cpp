@@ -122,6 +122,18 @@ Metrics::Metrics()
                                           .Name("sluice_config_last_reload_successful")
                                           .Help("0 while the last reload failed, else 1")
                                           .Register(*registry_)),
+      checkpoint_resources_(&BuildGauge()
+                                 .Name("sluice_checkpoint_resources")
+                                 .Help("Tables and buckets with a recovery checkpoint")
+                                 .Register(*registry_)),
+      checkpoint_saves_(&BuildCounter()
+                             .Name("sluice_checkpoint_saves_total")
+                             .Help("Checkpoint files written to state_dir")
+                             .Register(*registry_)),
+      checkpoint_errors_(&BuildCounter()
+                              .Name("sluice_checkpoint_errors_total")
+                              .Help("Failures to read, write or move aside the checkpoint file")
+                              .Register(*registry_)),
       build_info_(&BuildGauge()
                        .Name("sluice_build_info")
                        .Help("Always 1; the version is a label")
@@ -139,6 +151,10 @@ Metrics::Metrics()
   config_reloads_->Add({{"result", "success"}});
   config_reloads_->Add({{"result", "failure"}});
   config_last_reload_successful_->Add({}).Set(1);
+  checkpoint_resources_->Add({});
+  checkpoint_saves_->Add({});
+  for (const char* op : {"load", "save", "move_aside"})
+    checkpoint_errors_->Add({{"op", op}});
 }
 
 std::string Metrics::render() const {
@@ -188,6 +204,16 @@ prometheus::Gauge& Metrics::config_last_reload_successful() {
 }
 prometheus::Counter& Metrics::config_reloads(bool success) {
   return config_reloads_->Add({{"result", success ? "success" : "failure"}});
+}
+
+prometheus::Gauge& Metrics::checkpoint_resources() {
+  return checkpoint_resources_->Add({});
+}
+prometheus::Counter& Metrics::checkpoint_saves() {
+  return checkpoint_saves_->Add({});
+}
+prometheus::Counter& Metrics::checkpoint_errors(std::string_view op) {
+  return checkpoint_errors_->Add({{"op", std::string(op)}});
 }
 
 SinkMetrics Metrics::sink(std::string_view name) {

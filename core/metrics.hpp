@@ -80,6 +80,12 @@ class Metrics {
   // older than the file because the file is invalid.
   prometheus::Gauge& config_last_reload_successful();
 
+  // Gap recovery's checkpoints (daemon/recovery/): tables and buckets with one, saves of the
+  // file, and failures by operation ("load", "save", "move_aside").
+  prometheus::Gauge& checkpoint_resources();
+  prometheus::Counter& checkpoint_saves();
+  prometheus::Counter& checkpoint_errors(std::string_view op);
+
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Gauge>* upstream_connected_;
@@ -109,6 +115,9 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* sink_delivery_seconds_;
   prometheus::Family<prometheus::Counter>* config_reloads_;
   prometheus::Family<prometheus::Gauge>* config_last_reload_successful_;
+  prometheus::Family<prometheus::Gauge>* checkpoint_resources_;
+  prometheus::Family<prometheus::Counter>* checkpoint_saves_;
+  prometheus::Family<prometheus::Counter>* checkpoint_errors_;
   prometheus::Family<prometheus::Gauge>* build_info_;
 };
 

@@ -25,6 +25,8 @@
 #include "daemon/condition.hpp"
 #include "daemon/config_watcher.hpp"
 #include "daemon/dispatcher.hpp"
+#include "daemon/recovery/checkpoint.hpp"
+#include "daemon/recovery/checkpoint_store.hpp"
 #include "daemon/reload_plan.hpp"
 #include "daemon/systemd_notify.hpp"
 #include "daemon/upstream/client.hpp"
@@ -49,6 +51,9 @@ constexpr std::chrono::seconds kDrainGrace{20};
 constexpr std::chrono::seconds kCancelGrace{1};
 // How long the old connection of a URL-mode switch-over may take to answer its last ping.
 constexpr std::chrono::seconds kSwitchGrace{5};
+// How often the checkpoints are saved (when they changed) and live_until advances. A crash
+// loses at most this much progress, which the next start recovers again from Appwrite.
+constexpr std::chrono::seconds kCheckpointInterval{1};
 
 upstream::Subscription make_subscription(const Generation& gen) {
   upstream::Subscription subscription;
@@ -92,6 +97,8 @@ class App {
       return kExitRuntime;
     asio::co_spawn(io_, handle_signals(), asio::detached);
     asio::co_spawn(io_, reloader(), asio::detached);
+    if (tracker_)
+      in_background(checkpointer());
     const auto& gen = dispatcher_.current();
     for (auto& w : gen.workers)
       w->start();
@@ -133,6 +140,8 @@ class App {
       gen->workers.push_back(std::move(worker));
     }
     dispatcher_.install(gen);
+    if (gen->config.backfill.enabled)
+      start_recovery(gen->config.state_dir);
 
     std::string error;
     client_ = make_client(gen->config.appwrite, make_subscription(*gen), error);
@@ -161,6 +170,56 @@ class App {
       }
     }
     return true;
+  }
+
+  // The tracker and its store; the checkpoints saved by the previous run, if any, are restored
+  // (read here, before the loop runs: a small file). An unusable file or state_dir is logged
+  // and counted by the store, and recovery goes on without it.
+  void start_recovery(const std::string& state_dir) {
+    store_ = std::make_unique<recovery::CheckpointStore>(
+        state_dir, [this](std::string_view op) { metrics_.checkpoint_errors(op).Increment(); });
+    tracker_ = std::make_unique<recovery::CheckpointTracker>();
+    restored_ = store_->load();
+    if (restored_) {
+      tracker_->restore(*restored_);
+      last_saved_ = *restored_;
+      log::info(
+          "recovery", "checkpoints restored",
+          {{"path", store_->path()}, {"resources", std::to_string(restored_->resources.size())}});
+    }
+    metrics_.checkpoint_resources().Set(static_cast<double>(tracker_->snapshot().resources.size()));
+    dispatcher_.set_tracker(tracker_.get());
+  }
+
+  // Whether everything the subscription could deliver up to now has been offered: the
+  // primary connection is subscribed.
+  bool live_is_complete() const { return client_ && client_->subscribed(); }
+
+  // Every kCheckpointInterval until shutdown: advances live_until while live_is_complete(), and
+  // saves the checkpoints when they changed. shutdown() writes the last one.
+  asio::awaitable<void> checkpointer() {
+    while (!stopping_) {
+      checkpoint_timer_.expires_after(kCheckpointInterval);
+      co_await checkpoint_timer_.async_wait(use_tuple);
+      if (stopping_)
+        break;
+      if (live_is_complete())
+        tracker_->advance_live(std::chrono::system_clock::now());
+      co_await save_checkpoints(tracker_->snapshot());
+    }
+  }
+
+  // Writes `state` unless it is what the file already holds. On the pool: it fsyncs.
+  asio::awaitable<void> save_checkpoints(recovery::State state) {
+    metrics_.checkpoint_resources().Set(static_cast<double>(state.resources.size()));
+    if (last_saved_ && *last_saved_ == state)
+      co_return;
+    auto save = [store = store_.get(), &state] { return store->save(state); };
+    const bool saved = co_await pool_.run(std::move(save));
+    if (!saved)
+      co_return;  // logged and counted by the store; the next tick tries again
+    metrics_.checkpoint_saves().Increment();
+    last_saved_ = std::move(state);
   }
 
   // A worker for `sink`, or nullptr with `error` set. Opening a disk buffer blocks while it
@@ -339,6 +398,12 @@ class App {
     if (plan.admin_changed) {
       log::warn("config", "admin settings take effect at the next restart");
       result.config->admin = old.config.admin;
+    }
+    if (result.config->state_dir != old.config.state_dir ||
+        result.config->backfill.enabled != old.config.backfill.enabled) {
+      log::warn("config", "state_dir and backfill.enabled take effect at the next restart");
+      result.config->state_dir = old.config.state_dir;
+      result.config->backfill.enabled = old.config.backfill.enabled;
     }
     auto next = std::make_shared<Generation>(std::move(*result.config), metrics_);
 
@@ -549,6 +614,12 @@ class App {
       retire_client(std::move(next_client_), false);
     client_->stop();
     co_await client_->stopped();
+    checkpoint_timer_.cancel();
+    // What the checkpoints may claim before the drain: a record a memory buffer loses at the
+    // deadline is released like a delivered one, so after such a loss the drain's progress
+    // is not saved and the next start recovers from here.
+    const auto before_drain =
+        tracker_ ? std::optional(tracker_->snapshot()) : std::optional<recovery::State>();
     // Drain every sink concurrently against one deadline, with any still draining. A sink
     // can be inside a deliver() that outlasts it (a request with a long timeout to a receiver
     // that never answers): the drain is bounded by exiting without it (exit_now()).
@@ -556,6 +627,8 @@ class App {
       in_background(stop_worker(w, deadline));
     while (background_ > 0)
       co_await background_done_.wait();
+    if (tracker_)
+      co_await save_checkpoints(lost_at_stop_ == 0 ? tracker_->snapshot() : *before_drain);
     hard_stop_.cancel();
     if (lost_at_stop_ > 0 && exit_code_ == kExitOk)
       exit_code_ = kExitUndelivered;
@@ -599,6 +672,13 @@ class App {
   std::unique_ptr<upstream::RealtimeClient> next_client_;  // a reload's, until it subscribes
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<ConfigWatcher> watcher_;
+  // Gap recovery (null with backfill.enabled false): what has been delivered per table and
+  // bucket, its file in state_dir, and what the previous run saved.
+  std::unique_ptr<recovery::CheckpointTracker> tracker_;
+  std::unique_ptr<recovery::CheckpointStore> store_;
+  std::optional<recovery::State> restored_;
+  std::optional<recovery::State> last_saved_;  // what the file holds
+  asio::steady_timer checkpoint_timer_{io_};
   asio::signal_set signals_{io_, SIGINT, SIGTERM, SIGHUP};
   Condition reload_wake_{io_.get_executor()};  // the reloader and shutdown() wait on it
   bool reload_requested_ = false;

@@ -130,6 +130,7 @@ asio::awaitable<void> Dispatcher::dispatch(EventPtr event) {
   // disk buffer hands it to the new one).
   // Copies, not views: a retired worker may be gone by the time the event routes again.
   boost::container::small_vector<std::string, 4> accepted;
+  bool tracked = false;
   for (bool first = true;; first = false) {
     while (held_ && !stopped_)
       co_await gate_.wait();
@@ -152,6 +153,11 @@ asio::awaitable<void> Dispatcher::dispatch(EventPtr event) {
           gen.last_event[r]->Set(now);
         }
       }
+    }
+    // Wrapped once, before any sink holds a copy: the tracker learns when the last one goes.
+    if (tracker_ && !tracked && !route_result_.targets.empty()) {
+      event = tracker_->track(std::move(event));
+      tracked = true;
     }
     std::shared_ptr<sinks::SinkWorker> full;
     for (const auto& t : route_result_.targets) {

@@ -13,6 +13,7 @@
 #include "core/metrics.hpp"
 #include "daemon/condition.hpp"
 #include "daemon/dedup_window.hpp"
+#include "daemon/recovery/checkpoint.hpp"
 #include "daemon/router.hpp"
 #include "sinks/worker.hpp"
 
@@ -65,6 +66,10 @@ class Dispatcher {
   // of a recent one) is dropped and counted instead.
   boost::asio::awaitable<void> dispatch(EventPtr event);
 
+  // Every event routed to at least one sink is tracked by `tracker` from then on (gap
+  // recovery's checkpoints); null (the default): recovery is off.
+  void set_tracker(recovery::CheckpointTracker* tracker) { tracker_ = tracker; }
+
   // While held, dispatch() waits, so the socket is not read while a reload changes workers.
   void hold();
   void release();
@@ -78,6 +83,7 @@ class Dispatcher {
 
  private:
   Metrics& metrics_;
+  recovery::CheckpointTracker* tracker_ = nullptr;
   std::shared_ptr<Generation> current_;
   RouteResult route_result_;  // reused for every event; never held across a suspension
   Condition gate_;            // wakes dispatch() on release(), install() and stop()

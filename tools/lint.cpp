@@ -385,6 +385,10 @@ std::vector<config::Error> Linter::run() {
     kafka_durability(sink);
     paths(sink);
   }
+  // Only when written: the default is the service manager's (systemd's StateDirectory, the
+  // chart's volume), created for the daemon as it starts; the daemon reports it if unusable.
+  if (config_.backfill.enabled && has({"state_dir"}))
+    path({"state_dir"}, config_.state_dir, config_.state_dir, "state directory");
   admin();
   unused_sinks();
   for (std::size_t i = 0; i < config_.routes.size(); ++i) {

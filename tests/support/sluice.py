@@ -4,6 +4,7 @@ the admin server on a free port, reads its JSON log lines, and exposes /metrics,
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -70,6 +71,10 @@ class Sluice:
         self.binary = binary
         self.workdir = workdir
         self.config_path = os.path.join(workdir, "routes.yaml")
+        # Hermetic: recovery's checkpoints go to the test's own directory, not /var/lib/sluice
+        # where every test would read the previous one's.
+        if not re.search(r"^state_dir:", config_text, re.M):
+            config_text = config_text.rstrip("\n") + f"\nstate_dir: {os.path.join(workdir, 'state')}\n"
         with open(self.config_path, "w") as f:
             f.write(config_text)
         # Hermetic: a proxy set for the machine running the tests would take the loopback

@@ -527,10 +527,11 @@ TEST(Loader, AdminSection) {
 }
 
 TEST(Loader, StateDirAndBackfill) {
-  auto r = load("state_dir: /srv/sluice/\n"
-                "backfill: {enabled: false, max_window: 2h, margin: 0s, page_size: 5000, "
-                "rate: 0.5}\n" +
-                with("sinks: [k]}", "sinks: [k], backfill: false}"));
+  auto r = load(
+      "state_dir: /srv/sluice/\n"
+      "backfill: {enabled: false, max_window: 2h, margin: 0s, page_size: 5000, "
+      "rate: 0.5}\n" +
+      with("sinks: [k]}", "sinks: [k], backfill: false}"));
   ASSERT_TRUE(r.ok()) << errors_of(r)[0];
   EXPECT_EQ(r.config->state_dir, "/srv/sluice");
   EXPECT_FALSE(r.config->backfill.enabled);
@@ -570,9 +571,10 @@ TEST(Loader, BackfillErrorsAreLocated) {
                           "zero"));
   EXPECT_THAT(errors("backfill: {margin: 5 s}\n" + std::string(kValid)),
               ElementsAre(HasSubstr("t.yaml:1:20: backfill.margin: bad duration \"5 s\"")));
-  EXPECT_THAT(errors("backfill: {enable: false}\n" + std::string(kValid)),
-              ElementsAre(HasSubstr("t.yaml:1:12: backfill: unknown key \"enable\" (did you mean "
-                                    "\"enabled\"?")));
+  EXPECT_THAT(
+      errors("backfill: {enable: false}\n" + std::string(kValid)),
+      ElementsAre(HasSubstr("t.yaml:1:12: backfill.enable: unknown key \"enable\" (did you mean "
+                            "\"enabled\"?")));
   EXPECT_THAT(errors("backfill: false\n" + std::string(kValid)),
               ElementsAre(HasSubstr("t.yaml:1:11: backfill: expected a mapping, got")));
   EXPECT_THAT(errors("state_dir: \"\"\n" + std::string(kValid)),
@@ -580,10 +582,12 @@ TEST(Loader, BackfillErrorsAreLocated) {
   EXPECT_THAT(errors("state_dirr: /x\n" + std::string(kValid)),
               ElementsAre(HasSubstr("unknown key \"state_dirr\" (did you mean \"state_dir\"?")));
   EXPECT_THAT(errors(with("sinks: [k]}", "sinks: [k], backfill: no-thanks}")),
-              ElementsAre(HasSubstr("t.yaml:8:47: routes[0].backfill: expected true or false")));
-  EXPECT_THAT(errors(with("sinks: [k]}", "sinks: [k], backfil: false}")),
-              ElementsAre(HasSubstr("routes[0]: unknown key \"backfil\" (did you mean "
-                                    "\"backfill\"?")));
+              ElementsAre(HasSubstr(
+                  "t.yaml:8:52: routes[0].backfill: expected true or false, got \"no-thanks\"")));
+  EXPECT_THAT(
+      errors(with("sinks: [k]}", "sinks: [k], backfil: false}")),
+      ElementsAre(HasSubstr("t.yaml:8:42: routes[0].backfil: unknown key \"backfil\" (did you mean "
+                            "\"backfill\"?")));
 }
 
 TEST(Loader, SyntaxErrorsAreLocated) {

@@ -222,6 +222,40 @@ TEST_F(DispatcherTest, DropsARepeatedEventIdBeforeRoutingAndCountsIt) {
   EXPECT_EQ(metrics.routed("r1").Value(), 2);
 }
 
+// A row event on route channel "c1" and on its table's channel, as the decoder builds it.
+EventPtr row_event(std::string_view id, std::string_view updated_at) {
+  upstream::FrameDecoder decoder{"p"};
+  auto decoded =
+      decoder.decode(R"({"type":"event","data":{"events":[")" + std::string(kCreate) +
+                         R"("],"channels":["c1","databases.db.tables.t.rows"],"timestamp":")" +
+                         std::string(kTimestamp) + R"(","payload":{"$id":")" + std::string(id) +
+                         R"(","$updatedAt":")" + std::string(updated_at) + R"("}}})",
+                     false, {}, {});
+  EXPECT_EQ(decoded.kind, upstream::FrameKind::event);
+  return decoded.event;
+}
+
+TEST_F(DispatcherTest, TheTrackerLearnsWhenEverySinkHasDeliveredARoutedEvent) {
+  recovery::CheckpointTracker tracker;
+  dispatcher.set_tracker(&tracker);
+  start("a");
+  ASSERT_TRUE(run_co(ctx, dispatcher.dispatch(row_event("r1", "2026-12-06T10:00:00.500+00:00"))));
+  ASSERT_TRUE(run_until(ctx, [&] { return got["a"].size() == 1; }));
+  // `a` delivered it, `b` (not started) still holds it: not a checkpoint yet.
+  EXPECT_EQ(tracker.in_flight(), 1u);
+  EXPECT_TRUE(tracker.snapshot().resources.empty());
+  start("b");
+  ASSERT_TRUE(run_until(ctx, [&] { return tracker.in_flight() == 0; }));
+  const auto state = tracker.snapshot();
+  ASSERT_EQ(state.resources.count("databases/db/tables/t"), 1u);
+  EXPECT_EQ(state.resources.at("databases/db/tables/t").ids, std::vector<std::string>{"r1"});
+  // An event no route takes is not tracked.
+  dispatch_now(R"({"$id":"x","$updatedAt":"2026-12-06T11:00:00.000+00:00"})",
+               "databases.db.tables.t.rows.r.delete");
+  EXPECT_EQ(tracker.in_flight(), 0u);
+  dispatcher.set_tracker(nullptr);
+}
+
 TEST_F(DispatcherTest, GapMarkersGoToEachRouteOfTheSinksThatAskForThem) {
   config::Config c = config;
   c.sinks[0].gap_marker = true;

@@ -96,15 +96,15 @@ TEST(CheckpointJson, RejectsWhatIsNotThisFormat) {
   rejects(R"({"format":1,"resources":{"x/y":{"updated_at":"2026-12-06T00:00:00Z","ids":[]}}})",
           "resources.x/y: not a table or bucket");
   rejects(R"({"format":1,"resources":{"buckets/b":{"ids":[]}}})", "updated_at");
-  rejects(R"({"format":1,"resources":{"buckets/b":{"updated_at":"2026-12-06T00:00:00Z"}}})",
-          "ids");
-  rejects(R"({"format":1,"resources":{"buckets/b":{"updated_at":"2026-12-06T00:00:00Z","ids":[1]}}})",
-          "ids: expected strings");
+  rejects(R"({"format":1,"resources":{"buckets/b":{"updated_at":"2026-12-06T00:00:00Z"}}})", "ids");
+  rejects(
+      R"({"format":1,"resources":{"buckets/b":{"updated_at":"2026-12-06T00:00:00Z","ids":[1]}}})",
+      "ids: expected strings");
 }
 
 TEST(CheckpointStore, SavesAtomicallyAndLoadsBack) {
   TempDir dir;
-  Counted c(dir.path() + "/state");  // created on the first save
+  Counted c(dir.path() + "/state");         // created on the first save
   EXPECT_EQ(c.store.load(), std::nullopt);  // none yet: not an error
   ASSERT_TRUE(c.store.save(sample()));
   EXPECT_EQ(c.store.path(), dir.path() + "/state/checkpoints.json");

@@ -57,15 +57,14 @@ EventPtr row(std::string id, int updated_ms, std::string_view channel = kTable) 
 
 TEST(ResourceKey, EveryChannelFormOfATableOrBucket) {
   const std::string table = "databases/shop/tables/orders";
-  for (const char* c : {"tablesdb.shop.tables.orders.rows", "tablesdb.shop.tables.orders.rows.R",
-                        "tablesdb.shop.tables.orders.rows.update",
-                        "tablesdb.shop.tables.orders.rows.R.update",
-                        "databases.shop.tables.orders.rows", "databases.shop.tables.orders.rows.R",
-                        "databases.shop.tables.orders.rows.R.delete",
-                        "databases.shop.collections.orders.documents",
-                        "databases.shop.collections.orders.documents.R",
-                        "databases.shop.collections.orders.documents.create",
-                        "databases.shop.collections.orders.documents.R.upsert"}) {
+  for (const char* c :
+       {"tablesdb.shop.tables.orders.rows", "tablesdb.shop.tables.orders.rows.R",
+        "tablesdb.shop.tables.orders.rows.update", "tablesdb.shop.tables.orders.rows.R.update",
+        "databases.shop.tables.orders.rows", "databases.shop.tables.orders.rows.R",
+        "databases.shop.tables.orders.rows.R.delete", "databases.shop.collections.orders.documents",
+        "databases.shop.collections.orders.documents.R",
+        "databases.shop.collections.orders.documents.create",
+        "databases.shop.collections.orders.documents.R.upsert"}) {
     EXPECT_EQ(resource_key_of_channel(c), table) << c;
   }
   for (const char* c : {"buckets.photos.files", "buckets.photos.files.F",
@@ -185,8 +184,9 @@ TEST(CheckpointTracker, ResourcesAreIndependent) {
   CheckpointTracker tracker;
   auto orders = tracker.track(row("o", 100));
   tracker.track(row("p", 900, "databases.shop.collections.products.documents")).reset();
-  tracker.track(event(R"({"$id":"f","$updatedAt":")" + text(50) + "\"}",
-                      {"files", "buckets.photos.files.f"}))
+  tracker
+      .track(event(R"({"$id":"f","$updatedAt":")" + text(50) + "\"}",
+                   {"files", "buckets.photos.files.f"}))
       .reset();
   const auto s = tracker.snapshot();
   EXPECT_EQ(s.resources.size(), 2u);
