@@ -42,6 +42,11 @@ Synthesizer::Result Synthesizer::make(const Target& target, const ListedRow& row
   if (target.api == Api::storage) {
     pattern = "buckets.[bucketId].files.[fileId]." + action;
     params = {{"bucketId", target.container}, {"fileId", id}};
+  } else if (target.database_type == "tablesdb" || target.api == Api::tablesdb) {
+    // As a write through the TablesDB API publishes it (on 1.8 the event strings follow the
+    // API's words); a legacy collection's as the Databases API does.
+    pattern = "databases.[databaseId].tables.[tableId].rows.[rowId]." + action;
+    params = {{"databaseId", target.database}, {"tableId", target.container}, {"rowId", id}};
   } else {
     pattern = "databases.[databaseId].collections.[collectionId].documents.[documentId]." + action;
     params = {
