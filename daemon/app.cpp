@@ -20,6 +20,7 @@
 #include "config/loader.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/utc.hpp"
 #include "daemon/admin/server.hpp"
 #include "daemon/admin/status.hpp"
 #include "daemon/condition.hpp"
@@ -263,6 +264,9 @@ class App {
       return nullptr;
     client->on_gap([this](auto from, auto to) {
       if (backfill_) {
+        log::warn(
+            "upstream", "events may be missing: the subscription was down; recovering them",
+            {{"from", format_utc_millis(from, "+00:00")}, {"to", format_utc_millis(to, "+00:00")}});
         backfill_->request(from, to);  // it writes the gap markers once it knows the counts
         return;
       }
