@@ -47,9 +47,12 @@ ChannelNeed classify(std::string_view channel) {
   }
   if (resource(3) && s[0] == "buckets" && s[2] == "files")
     return {K::resource, "buckets/" + std::string(s[1]), "", false, ""};
-  if (channel == "rows" || channel == "documents")
+  // Broad channels, also with 1.9's action suffix (`rows.create`).
+  const bool broad = s.size() == 1 || (s.size() == 2 && (s[1] == "create" || s[1] == "update" ||
+                                                         s[1] == "upsert" || s[1] == "delete"));
+  if (broad && (s[0] == "rows" || s[0] == "documents"))
     return {K::broad_databases, "", "", false, ""};
-  if (channel == "files")
+  if (broad && s[0] == "files")
     return {K::broad_buckets, "", "", false, ""};
   std::string family;
   for (const auto profile : {emulator::Profile::v1_9, emulator::Profile::v1_8}) {

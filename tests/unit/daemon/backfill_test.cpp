@@ -152,7 +152,7 @@ TEST(BackfillPlanTest, RoutesWithBackfillOffAndDisabledBackfillListNothing) {
 }
 
 TEST(BackfillPlanTest, BroadChannelsNeedAnApiKey) {
-  auto c = make_config({{"rows", "files"}});
+  auto c = make_config({{"rows", "files.create"}});
   const auto p = plan_backfill(c, live_until(kNow - 10s), context());
   EXPECT_FALSE(p.discover_databases);
   EXPECT_FALSE(p.discover_buckets);
