@@ -200,7 +200,8 @@ struct Config {
   std::string state_dir = "/var/lib/sluice";
   BackfillConfig backfill;
   BufferConfig buffer;
-  std::vector<SinkConfig> sinks;  // in file order
+  std::uint64_t dedup_window = 65536;  // recent event ids whose repeats are dropped; 0: off
+  std::vector<SinkConfig> sinks;       // in file order
   std::vector<RouteConfig> routes;
 
   const SinkConfig* find_sink(std::string_view name) const;

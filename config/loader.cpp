@@ -416,6 +416,8 @@ LoadResult Loader::run(std::string_view text) {
     result.errors = reader_.take_errors();
     return result;
   }
+  // About 40 bytes per id: 16 Mi ids take some 640 MiB.
+  constexpr std::uint64_t kMaxDedupWindow = 1u << 24;
   Config config;
   config.path = reader_.file();
   config.state_dir = default_state_dir_;
@@ -443,6 +445,8 @@ LoadResult Loader::run(std::string_view text) {
           "the directory of the recovery checkpoints (and of the disk buffer by default)"),
       key("backfill", &C::backfill, backfill_map(), "gap recovery"),
       key("buffer", &C::buffer, buffer_map(), "every sink's queue, unless it overrides it"),
+      key("dedup_window", &C::dedup_window, as::integer(0, kMaxDedupWindow),
+          "how many recent event ids to drop repeats of; 0 turns it off"),
       custom_key<C>(
           "sinks", [this](Reader&, const Field& f, C& out) { sinks(f, out); },
           "a mapping of sink names to sinks", true),

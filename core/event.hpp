@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,7 +30,8 @@ struct Event {
   std::string_view timestamp_text;              // `data.timestamp` as sent
   std::chrono::sys_time<std::chrono::milliseconds> timestamp{};  // parsed, UTC
 
-  // Deterministic id derived from `data`: a redelivered event carries the same id.
+  // What identifies the change (make_change_id), or for events that are not resource changes
+  // the hash of `data` (make_event_id): a redelivered or recovered copy carries the same id.
   std::string id;
   std::chrono::steady_clock::time_point received{};
 
@@ -48,5 +50,31 @@ inline constexpr std::size_t kJsonPadding = 64;
 
 // The event id for a `data` object: 32 lowercase hex digits of its XXH3-128 hash.
 std::string make_event_id(std::string_view data);
+
+// The canonical path of the resource a realtime event string names, without its action and
+// attribute, and whether the action is a delete: `tablesdb.D.tables.T.rows.R.update`,
+// `databases.D.tables.T.rows.R.create` and `databases.D.collections.T.documents.R.upsert` all
+// give `databases/D/tables/T/rows/R`; `buckets.B.files.F.delete` gives `buckets/B/files/F`
+// (deleted); `teams.T.memberships.M.update.status` gives `teams/T/memberships/M`;
+// `users.U.update.name` gives `users/U`. nullopt when the string names no resource followed by
+// create, update, upsert or delete.
+struct ResourceChange {
+  std::string path;
+  bool deleted = false;
+};
+std::optional<ResourceChange> resource_change_of(std::string_view event);
+
+// The id of one change of one resource: 32 lowercase hex digits of the XXH3-128 hash of the
+// project, the canonical path of `first_event` (resource_change_of), "change" or "delete", and
+// the payload's `$updatedAt` text. Create, update and upsert give the same id on purpose: a copy
+// recovered from the REST API cannot know which one the live event was. Empty when
+// `first_event` names no resource or `resource_id` (the payload's `$id`) or `updated_at` is empty.
+std::string make_change_id(std::string_view project, std::string_view first_event,
+                           std::string_view resource_id, std::string_view updated_at);
+
+// The same for a whole event, reading `$id` and `$updatedAt` from its payload (one lookup each;
+// the decoder captures them while validating the frame instead). For events built outside the
+// decoder, such as recovered ones.
+std::string make_change_id(std::string_view project, const Event& event);
 
 }  // namespace sluice

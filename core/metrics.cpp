@@ -44,6 +44,10 @@ Metrics::Metrics()
                              .Name("sluice_events_unmatched_total")
                              .Help("Events that matched no route")
                              .Register(*registry_)),
+      events_deduplicated_(&BuildCounter()
+                                .Name("sluice_events_deduplicated_total")
+                                .Help("Events dropped as repeats of a recent event id")
+                                .Register(*registry_)),
       routed_(&BuildCounter()
                    .Name("sluice_events_routed_total")
                    .Help("Events matched by each route")
@@ -110,6 +114,32 @@ Metrics::Metrics()
                                   .Name("sluice_sink_delivery_seconds")
                                   .Help("Time from receiving an event to its acknowledgement")
                                   .Register(*registry_)),
+      backfill_events_(&BuildCounter()
+                            .Name("sluice_backfill_events_total")
+                            .Help("Events recovered by the backfill after a gap and dispatched")
+                            .Register(*registry_)),
+      backfill_requests_(&BuildCounter()
+                              .Name("sluice_backfill_requests_total")
+                              .Help("REST list requests of the backfill by result")
+                              .Register(*registry_)),
+      backfill_runs_(&BuildCounter()
+                          .Name("sluice_backfill_runs_total")
+                          .Help("Backfill runs by result (a failed run is retried)")
+                          .Register(*registry_)),
+      backfill_running_(&BuildGauge()
+                             .Name("sluice_backfill_running")
+                             .Help("1 while a backfill is pending or running")
+                             .Register(*registry_)),
+      backfill_unknown_(&BuildCounter()
+                             .Name("sluice_backfill_unknown_total")
+                             .Help("What a gap's backfill could not recover, by reason: deletes "
+                                   "(per resource and gap), window (gaps older than max_window), "
+                                   "not_covered (channels no listing covers, per gap)")
+                             .Register(*registry_)),
+      backfill_last_duration_(&BuildGauge()
+                                   .Name("sluice_backfill_last_duration_seconds")
+                                   .Help("How long the last successful backfill took")
+                                   .Register(*registry_)),
       config_reloads_(&BuildCounter()
                            .Name("sluice_config_reloads_total")
                            .Help("Configuration reloads by result")
@@ -139,12 +169,22 @@ Metrics::Metrics()
   gap_seconds_->Add({});
   events_received_->Add({});
   events_unmatched_->Add({});
+  events_deduplicated_->Add({});
   connects_->Add({{"result", "success"}});
   connects_->Add({{"result", "failure"}});
   auth_failures_->Add({{"reason", "guest"}});
   auth_failures_->Add({{"reason", "rejected"}});
   config_reloads_->Add({{"result", "success"}});
   config_reloads_->Add({{"result", "failure"}});
+  backfill_events_->Add({});
+  for (const auto* result : {"ok", "failed", "rate_limited"})
+    backfill_requests_->Add({{"result", result}});
+  backfill_runs_->Add({{"result", "ok"}});
+  backfill_runs_->Add({{"result", "failed"}});
+  backfill_running_->Add({});
+  for (const auto* reason : {"deletes", "window", "not_covered"})
+    backfill_unknown_->Add({{"reason", reason}});
+  backfill_last_duration_->Add({});
   config_last_reload_successful_->Add({}).Set(1);
   checkpoint_resources_->Add({});
   checkpoint_saves_->Add({});
@@ -172,6 +212,24 @@ prometheus::Counter& Metrics::disconnects(std::string_view reason) {
 prometheus::Counter& Metrics::gap_seconds() {
   return gap_seconds_->Add({});
 }
+prometheus::Counter& Metrics::backfill_events() {
+  return backfill_events_->Add({});
+}
+prometheus::Counter& Metrics::backfill_requests(std::string_view result) {
+  return backfill_requests_->Add({{"result", std::string(result)}});
+}
+prometheus::Counter& Metrics::backfill_runs(bool ok) {
+  return backfill_runs_->Add({{"result", ok ? "ok" : "failed"}});
+}
+prometheus::Gauge& Metrics::backfill_running() {
+  return backfill_running_->Add({});
+}
+prometheus::Counter& Metrics::backfill_unknown(std::string_view reason) {
+  return backfill_unknown_->Add({{"reason", std::string(reason)}});
+}
+prometheus::Gauge& Metrics::backfill_last_duration() {
+  return backfill_last_duration_->Add({});
+}
 prometheus::Counter& Metrics::frames_invalid(std::string_view reason) {
   return frames_invalid_->Add({{"reason", std::string(reason)}});
 }
@@ -180,6 +238,10 @@ prometheus::Counter& Metrics::events_received() {
 }
 prometheus::Counter& Metrics::events_unmatched() {
   return events_unmatched_->Add({});
+}
+
+prometheus::Counter& Metrics::events_deduplicated() {
+  return events_deduplicated_->Add({});
 }
 prometheus::Counter& Metrics::routed(std::string_view route) {
   return routed_->Add({{"route", std::string(route)}});

@@ -66,6 +66,7 @@ class Metrics {
   // Events and routes.
   prometheus::Counter& events_received();
   prometheus::Counter& events_unmatched();
+  prometheus::Counter& events_deduplicated();
   prometheus::Counter& routed(std::string_view route);
   prometheus::Counter& routed_bytes(std::string_view route);
   // Unix time of the last event the route matched: the one sign of "connected but silent".
@@ -73,6 +74,18 @@ class Metrics {
 
   // Sinks.
   SinkMetrics sink(std::string_view name);
+
+  // Gap recovery (the backfill). Events recovered and dispatched; list requests by result
+  // ("ok", "failed", "rate_limited"); runs by result ("ok", "failed"); 1 while one runs; what
+  // a run could not know, per resource and gap ("deletes": Appwrite keeps no tombstones) or
+  // per gap ("window": older than backfill.max_window, "not_covered": channels no listing
+  // covers); the last successful run's duration.
+  prometheus::Counter& backfill_events();
+  prometheus::Counter& backfill_requests(std::string_view result);
+  prometheus::Counter& backfill_runs(bool ok);
+  prometheus::Gauge& backfill_running();
+  prometheus::Counter& backfill_unknown(std::string_view reason);
+  prometheus::Gauge& backfill_last_duration();
 
   prometheus::Counter& config_reloads(bool success);
   // 1 when the last reload applied (or none was tried), 0 while the running configuration is
@@ -95,6 +108,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* frames_invalid_;
   prometheus::Family<prometheus::Counter>* events_received_;
   prometheus::Family<prometheus::Counter>* events_unmatched_;
+  prometheus::Family<prometheus::Counter>* events_deduplicated_;
   prometheus::Family<prometheus::Counter>* routed_;
   prometheus::Family<prometheus::Counter>* routed_bytes_;
   prometheus::Family<prometheus::Gauge>* route_last_event_;
@@ -111,6 +125,12 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* sink_capacity_events_;
   prometheus::Family<prometheus::Gauge>* sink_capacity_bytes_;
   prometheus::Family<prometheus::Histogram>* sink_delivery_seconds_;
+  prometheus::Family<prometheus::Counter>* backfill_events_;
+  prometheus::Family<prometheus::Counter>* backfill_requests_;
+  prometheus::Family<prometheus::Counter>* backfill_runs_;
+  prometheus::Family<prometheus::Gauge>* backfill_running_;
+  prometheus::Family<prometheus::Counter>* backfill_unknown_;
+  prometheus::Family<prometheus::Gauge>* backfill_last_duration_;
   prometheus::Family<prometheus::Counter>* config_reloads_;
   prometheus::Family<prometheus::Gauge>* config_last_reload_successful_;
   prometheus::Family<prometheus::Gauge>* checkpoint_resources_;

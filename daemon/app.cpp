@@ -20,11 +20,13 @@
 #include "config/loader.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/utc.hpp"
 #include "daemon/admin/server.hpp"
 #include "daemon/admin/status.hpp"
 #include "daemon/condition.hpp"
 #include "daemon/config_watcher.hpp"
 #include "daemon/dispatcher.hpp"
+#include "daemon/recovery/backfill.hpp"
 #include "daemon/recovery/checkpoint.hpp"
 #include "daemon/recovery/checkpoint_store.hpp"
 #include "daemon/reload_plan.hpp"
@@ -99,6 +101,11 @@ class App {
     asio::co_spawn(io_, reloader(), asio::detached);
     if (tracker_)
       in_background(checkpointer());
+    if (backfill_) {
+      backfill_->start();
+      if (restored_)
+        backfill_->request(std::nullopt, std::nullopt);  // the downtime before this start
+    }
     const auto& gen = dispatcher_.current();
     for (auto& w : gen.workers)
       w->start();
@@ -189,11 +196,19 @@ class App {
     }
     metrics_.checkpoint_resources().Set(static_cast<double>(tracker_->snapshot().resources.size()));
     dispatcher_.set_tracker(tracker_.get());
+    backfill_ = std::make_unique<recovery::BackfillRunner>(
+        io_.get_executor(), dispatcher_, *tracker_, metrics_, [this] {
+          return recovery::BackfillRunner::Upstream{
+              .subscribed = client_ && client_->subscribed(),
+              .server_version = client_ ? client_->status().server_version : std::string()};
+        });
   }
 
   // Whether everything the subscription could deliver up to now has been offered: the
   // primary connection is subscribed.
-  bool live_is_complete() const { return client_ && client_->subscribed(); }
+  bool live_is_complete() const {
+    return client_ && client_->subscribed() && !(backfill_ && backfill_->busy());
+  }
 
   // Every kCheckpointInterval until shutdown: advances live_until while live_is_complete(), and
   // saves the checkpoints when they changed. shutdown() writes the last one.
@@ -249,7 +264,20 @@ class App {
         [this](EventPtr e) { return dispatcher_.dispatch(std::move(e)); });
     if (!client->init(error))
       return nullptr;
-    client->on_gap([this](auto from, auto to) { dispatcher_.write_gap_markers(from, to); });
+    client->on_gap([this](auto from, auto to) {
+      if (backfill_) {
+        log::warn(
+            "upstream", "events may be missing: the subscription was down; recovering them",
+            {{"from", format_utc_millis(from, "+00:00")}, {"to", format_utc_millis(to, "+00:00")}});
+        backfill_->request(from, to);  // it writes the gap markers once it knows the counts
+        return;
+      }
+      dispatcher_.write_gap_markers(from, to, [&](const config::RouteConfig& route) {
+        return GapRecovery{.recovered = 0,
+                           .not_fetched_seconds = std::chrono::duration<double>(to - from).count(),
+                           .not_covered = route.channels};
+      });
+    });
     return client;
   }
 
@@ -301,6 +329,8 @@ class App {
                        .largest_frame_bytes = s.largest_frame_bytes,
                        .url_bytes = s.url_bytes,
                        .widened = s.widened};
+    if (backfill_)
+      report.recovery = backfill_->status();
     report.config = {
         .path = gen.config.path, .reloads = reloads_, .last_reload_error = last_reload_error_};
     for (std::size_t i = 0; i < gen.workers.size(); ++i) {
@@ -434,6 +464,8 @@ class App {
     dispatcher_.release();
 
     change_subscription(previous->config.appwrite);
+    if (backfill_)
+      backfill_->restart();  // a backfill in progress lists again under the new routes
     ++reloads_;
     last_reload_error_.clear();
     metrics_.config_reloads(true).Increment();
@@ -608,6 +640,8 @@ class App {
     boost::system::error_code ignored;
     signals_.cancel(ignored);
     dispatcher_.stop();
+    if (backfill_)
+      backfill_->stop();
     reload_wake_.notify_all();
     if (watcher_)
       watcher_->stop();
@@ -617,6 +651,8 @@ class App {
       retire_client(std::move(next_client_), false);
     client_->stop();
     co_await client_->stopped();
+    if (backfill_)
+      co_await backfill_->stopped();
     checkpoint_timer_.cancel();
     // What the checkpoints may claim before the drain: a record a memory buffer loses at the
     // deadline is released like a delivered one, so after such a loss the drain's progress
@@ -684,6 +720,8 @@ class App {
   std::optional<recovery::State> restored_;
   std::optional<recovery::State> last_saved_;  // what the file holds
   asio::steady_timer checkpoint_timer_{io_};
+  // Gap recovery's runner; null with backfill.enabled false.
+  std::unique_ptr<recovery::BackfillRunner> backfill_;
   asio::signal_set signals_{io_, SIGINT, SIGTERM, SIGHUP};
   Condition reload_wake_{io_.get_executor()};  // the reloader and shutdown() wait on it
   bool reload_requested_ = false;

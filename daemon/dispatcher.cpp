@@ -41,16 +41,20 @@ Generation::Generation(config::Config config_in, Metrics& metrics)
 
 EventPtr make_gap_marker(const config::RouteConfig& route, std::string_view project,
                          std::chrono::system_clock::time_point from,
-                         std::chrono::system_clock::time_point to) {
+                         std::chrono::system_clock::time_point to, const GapRecovery& recovery) {
   const std::string from_text = format_utc_millis(from, "+00:00");  // as Appwrite writes them
   const std::string to_text = format_utc_millis(to, "+00:00");
-  // Written as 2.150, not Boost.JSON's 2.15E0: the number goes in as text after serialising.
+  // Written as 2.150, not Boost.JSON's 2.15E0: the numbers go in as text after serialising.
   const std::string seconds =
       fmt::format(R"("seconds":{:.3f},)", std::chrono::duration<double>(to - from).count());
+  const std::string not_fetched =
+      fmt::format(R"("not_fetched_seconds":{:.3f},)", recovery.not_fetched_seconds);
   constexpr std::string_view kSecondsSlot = R"("seconds":0,)";
+  constexpr std::string_view kNotFetchedSlot = R"("not_fetched_seconds":0,)";
   const auto fill_seconds = [&](std::string text) {
     // Only a key can appear unescaped: every string value has its quotes escaped.
     text.replace(text.find(kSecondsSlot), kSecondsSlot.size(), seconds);
+    text.replace(text.find(kNotFetchedSlot), kNotFetchedSlot.size(), not_fetched);
     return text;
   };
   const std::string_view channel = route.channels.front();
@@ -63,6 +67,13 @@ EventPtr make_gap_marker(const config::RouteConfig& route, std::string_view proj
   payload["seconds"] = 0;  // the slot fill_seconds() writes into
   payload["project"] = project;
   payload["route"] = route.name;
+  payload["recovered"] = recovery.recovered;
+  payload["deletes"] = "unknown";
+  payload["not_fetched_seconds"] = 0;  // the slot fill_seconds() writes into
+  json::array not_covered;
+  for (const auto& uncovered : recovery.not_covered)
+    not_covered.emplace_back(uncovered);
+  payload["not_covered"] = std::move(not_covered);
   const std::string payload_text = fill_seconds(json::serialize(payload));
 
   json::object data;
@@ -100,6 +111,7 @@ Dispatcher::Dispatcher(asio::any_io_executor loop, Metrics& metrics)
 
 std::shared_ptr<Generation> Dispatcher::install(std::shared_ptr<Generation> next) {
   auto previous = std::exchange(current_, std::move(next));
+  dedup_.set_capacity(current_->config.dedup_window);
   gate_.notify_all();
   return previous;
 }
@@ -119,6 +131,10 @@ void Dispatcher::stop() {
 }
 
 asio::awaitable<void> Dispatcher::dispatch(EventPtr event) {
+  if (dedup_.seen(event->id)) {
+    metrics_.events_deduplicated().Increment();
+    co_return;
+  }
   // The sinks that already took this event, by name: after a wait it is routed again under the
   // current generation, and a sink must not get it twice, whether its worker survived a
   // reload or was replaced (a changed sink's old worker still delivers what it took, and a
@@ -175,8 +191,9 @@ asio::awaitable<void> Dispatcher::dispatch(EventPtr event) {
   }
 }
 
-void Dispatcher::write_gap_markers(std::chrono::system_clock::time_point from,
-                                   std::chrono::system_clock::time_point to) {
+void Dispatcher::write_gap_markers(
+    std::chrono::system_clock::time_point from, std::chrono::system_clock::time_point to,
+    const std::function<GapRecovery(const config::RouteConfig&)>& recovery) {
   const Generation& gen = *current_;
   for (std::size_t s = 0; s < gen.config.sinks.size(); ++s) {
     const auto& sink = gen.config.sinks[s];
@@ -187,7 +204,7 @@ void Dispatcher::write_gap_markers(std::chrono::system_clock::time_point from,
         continue;
       // A marker is never worth blocking the upstream for: when the sink is full it is
       // dropped (and counted by the worker like any dropped record).
-      auto marker = make_gap_marker(route, gen.config.appwrite.project, from, to);
+      auto marker = make_gap_marker(route, gen.config.appwrite.project, from, to, recovery(route));
       if (gen.workers[s]->offer(make_record(std::move(marker), RouteName::intern(route.name), 0)) ==
           sinks::SinkWorker::Accept::full) {
         log::warn("app", "no room for a gap marker", {{"sink", sink.name}});

@@ -1,7 +1,10 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -12,6 +15,7 @@
 #include "core/event.hpp"
 #include "core/metrics.hpp"
 #include "daemon/condition.hpp"
+#include "daemon/dedup_window.hpp"
 #include "daemon/recovery/checkpoint.hpp"
 #include "daemon/router.hpp"
 #include "sinks/worker.hpp"
@@ -36,12 +40,23 @@ struct Generation {
   std::vector<prometheus::Gauge*> last_event;
 };
 
+// What recovery did about one gap, for one route's marker: the events recovered that the route
+// matched, the seconds of the gap older than backfill.max_window (not fetched) and the route's
+// channels no listing covers. Without recovery the whole gap is not fetched and every channel
+// is not covered.
+struct GapRecovery {
+  std::uint64_t recovered = 0;
+  double not_fetched_seconds = 0;
+  std::vector<std::string> not_covered;
+};
+
 // The marker record written into a sink after the upstream was down from `from` to `to`,
 // for `route`: an Event in the shape of a realtime `data` object (README "Gaps"), so every
-// sink and template handles it; `events` is ["sluice.gap"].
+// sink and template handles it; `events` is ["sluice.gap"]. Deletes inside a gap can never be
+// listed, so its payload says `"deletes": "unknown"`.
 EventPtr make_gap_marker(const config::RouteConfig& route, std::string_view project,
                          std::chrono::system_clock::time_point from,
-                         std::chrono::system_clock::time_point to);
+                         std::chrono::system_clock::time_point to, const GapRecovery& recovery);
 
 // Takes every event from the realtime client to the sink workers of the current Generation:
 // routes it, counts it (unmatched, routed per route) and offers one record to each sink it
@@ -55,13 +70,14 @@ class Dispatcher {
   Dispatcher(boost::asio::any_io_executor loop, Metrics& metrics);
 
   // Makes `next` current, and returns the generation it replaces (null the first time).
-  // Events waiting in dispatch() route again under `next`.
+  // Events waiting in dispatch() route again under `next`. The dedup window takes its size.
   std::shared_ptr<Generation> install(std::shared_ptr<Generation> next);
   Generation& current() { return *current_; }
   const Generation& current() const { return *current_; }
 
   // Delivers `event` to the queues of the sinks it reaches. Completes once every one of them
-  // took it, or when the dispatcher stops.
+  // took it, or when the dispatcher stops. An event whose id is in the dedup window (a repeat
+  // of a recent one) is dropped and counted instead.
   boost::asio::awaitable<void> dispatch(EventPtr event);
 
   // Every event routed to at least one sink is tracked by `tracker` from then on (gap
@@ -76,8 +92,10 @@ class Dispatcher {
 
   // Offers a gap marker (make_gap_marker) for each route of each sink with `gap_marker: true`.
   // Appwrite has no replay, so consumers must learn that events of that window may be missing.
+  // `recovery` gives each route's part (the backfill's counts, or "nothing recovered").
   void write_gap_markers(std::chrono::system_clock::time_point from,
-                         std::chrono::system_clock::time_point to);
+                         std::chrono::system_clock::time_point to,
+                         const std::function<GapRecovery(const config::RouteConfig&)>& recovery);
 
  private:
   Metrics& metrics_;
@@ -85,6 +103,7 @@ class Dispatcher {
   std::shared_ptr<Generation> current_;
   RouteResult route_result_;  // reused for every event; never held across a suspension
   Condition gate_;            // wakes dispatch() on release(), install() and stop()
+  DedupWindow dedup_;
   bool held_ = false;
   bool stopped_ = false;
 };

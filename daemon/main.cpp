@@ -16,6 +16,7 @@
 #include "core/log.hpp"
 #include "daemon/app.hpp"
 #include "daemon/cli.hpp"
+#include "daemon/recovery/backfill_plan.hpp"
 #include "daemon/version.hpp"
 #include "sinks/sink_types.hpp"
 #include "tools/lint.hpp"
@@ -146,6 +147,11 @@ int run(int argc, char** argv) {
     const auto warnings = tools::lint(*loaded.config);
     for (const auto& warning : warnings)
       std::cerr << warning.format() << '\n';
+    // Not warnings (--strict passes): Appwrite simply has no history of these to list.
+    for (const auto& u : recovery::uncovered_channels(*loaded.config)) {
+      std::cerr << "note: route \"" << u.route << "\": channel \"" << u.channel
+                << "\" cannot be backfilled after a gap: " << u.reason << '\n';
+    }
     std::cerr.flush();
     if (warnings.empty()) {
       std::cout << options.config_path << ": configuration is valid\n";

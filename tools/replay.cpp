@@ -242,7 +242,8 @@ asio::awaitable<void> replay_stream(Run& run, std::istream& in, sinks::BlockingP
     auto entry = parse_dead_letter_line(text, error);
     EventPtr event;
     if (entry)
-      event = event_from_data(entry->record, error, entry->first_attempt);
+      event =
+          event_from_data(run.config.appwrite.project, entry->record, error, entry->first_attempt);
     if (!event) {
       std::cerr << (options.progress ? "\n" : "") << options.file << ":" << number << ": "
                 << (entry ? "the record is " : "") << error

@@ -523,9 +523,9 @@ Routing route_offline(const config::Config& config, const Router& router, const 
   return out;
 }
 
-EventPtr event_from_data(std::string_view data, std::string& error,
+EventPtr event_from_data(std::string_view project, std::string_view data, std::string& error,
                          std::optional<std::chrono::system_clock::time_point> received) {
-  upstream::FrameDecoder decoder;
+  upstream::FrameDecoder decoder{std::string(project)};
   std::string frame = "{\"type\":\"event\",\"data\":";
   frame += data;
   frame += '}';
@@ -588,7 +588,7 @@ TestRun run_tests(const config::Config& config) {
     if (r.error_count() != before || !data)
       continue;
     std::string error;
-    const auto event = event_from_data(*data, error);
+    const auto event = event_from_data(config.appwrite.project, *data, error);
     if (!event) {
       const auto* at = map.get("record") ? map.get("record") : map.get("event");
       r.error(at->mark(), at->path, "the message is " + error);
@@ -643,7 +643,7 @@ std::optional<std::string> capture_cases(const config::Config& config, std::istr
     std::string why;
     const auto dead_letter = parse_dead_letter_line(line, why);
     const std::string data = dead_letter ? dead_letter->record : line;
-    const auto event = event_from_data(data, why);
+    const auto event = event_from_data(config.appwrite.project, data, why);
     if (!event) {
       error = at + "the record is " + why;
       return std::nullopt;

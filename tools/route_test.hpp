@@ -36,11 +36,12 @@ struct Routing {
 // Routes `event` as the daemon does and renders each sink's target.
 Routing route_offline(const config::Config& config, const Router& router, const Event& event);
 
-// The event the daemon would build from a realtime message whose `data` object is `data`
-// (JSON text); nullptr with `error` set when the decoder refuses it. When its timestamp is
-// missing or malformed, the daemon stamps the event with the time it received it: `received`
-// stands for that time (a dead letter's first attempt); without it such data is refused.
-EventPtr event_from_data(std::string_view data, std::string& error,
+// The event the daemon connected to `project` would build from a realtime message whose `data`
+// object is `data` (JSON text), its id included; nullptr with `error` set when the decoder refuses
+// it. When its timestamp is missing or malformed, the daemon stamps the event with the time it
+// received it: `received` stands for that time (a dead letter's first attempt); without it such
+// data is refused.
+EventPtr event_from_data(std::string_view project, std::string_view data, std::string& error,
                          std::optional<std::chrono::system_clock::time_point> received = {});
 
 // One expectation a case did not meet, located at the expectation.

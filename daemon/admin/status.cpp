@@ -62,6 +62,31 @@ json::object sink_json(const StatusReport::Sink& s) {
           {"unpersisted", s.unpersisted}};
 }
 
+json::object recovery_json(const StatusReport::Recovery& r) {
+  json::value last_run;
+  if (r.last_run) {
+    const auto& run = *r.last_run;
+    json::array not_covered;
+    for (const auto& c : run.not_covered)
+      not_covered.emplace_back(c);
+    last_run = json::object{{"from", iso_time(run.from)},
+                            {"to", iso_time(run.to)},
+                            {"seconds", run.seconds},
+                            {"recovered", run.recovered},
+                            {"duplicates", run.duplicates},
+                            {"pages", run.pages},
+                            {"unknown",
+                             {{"deletes", run.unknown_deletes},
+                              {"not_fetched_seconds", run.not_fetched_seconds},
+                              {"not_covered", std::move(not_covered)}}}};
+  }
+  return {{"enabled", r.enabled},
+          {"running", r.running},
+          {"checkpoints", r.checkpoints},
+          {"last_error", r.last_error},
+          {"last_run", std::move(last_run)}};
+}
+
 }  // namespace
 
 std::string to_json(const StatusReport& report) {
@@ -75,7 +100,8 @@ std::string to_json(const StatusReport& report) {
                           {{"path", report.config.path},
                            {"reloads", report.config.reloads},
                            {"last_reload_error", report.config.last_reload_error}}},
-                         {"sinks", std::move(sinks)}};
+                         {"sinks", std::move(sinks)},
+                         {"recovery", recovery_json(report.recovery)}};
   return json::serialize(out);
 }
 

@@ -60,15 +60,40 @@ struct StatusReport {
     std::uint64_t unpersisted = 0;
   };
 
+  // Gap recovery: whether a backfill runs, what the last finished one did and what it could
+  // not know, and how many tables and buckets have a checkpoint.
+  struct Recovery {
+    bool enabled = false;
+    bool running = false;  // a backfill is pending or running (also while it retries)
+    std::uint64_t checkpoints = 0;
+    std::string last_error;  // of the current run's last failed attempt; "" when none
+    struct Run {
+      std::chrono::system_clock::time_point from{};  // the earliest listed $updatedAt
+      std::chrono::system_clock::time_point to{};    // the latest (the run's start)
+      double seconds = 0;                            // how long it took
+      std::uint64_t recovered = 0;                   // events dispatched
+      std::uint64_t duplicates = 0;                  // rows the checkpoints had delivered
+      std::uint64_t pages = 0;
+      // Unknown: tables and buckets whose deletes cannot be listed, seconds older than
+      // max_window, and channels no listing covers.
+      std::uint64_t unknown_deletes = 0;
+      double not_fetched_seconds = 0;
+      std::vector<std::string> not_covered;
+    };
+    std::optional<Run> last_run;
+  };
+
   std::string version;
   bool ready = false;
   Upstream upstream;
   Config config;
   std::vector<Sink> sinks;
+  Recovery recovery;
 };
 
 // The /status body: one JSON object with the members in the order declared above, `since` as
-// `YYYY-MM-DDTHH:MM:SSZ`; a sink's `paused_until` is null when it is not paused.
+// `YYYY-MM-DDTHH:MM:SSZ`; a sink's `paused_until` is null when it is not paused, and so is
+// `recovery.last_run` before the first backfill finished.
 std::string to_json(const StatusReport& report);
 
 }  // namespace sluice::admin

@@ -155,6 +155,7 @@ RealtimeClient::RealtimeClient(asio::any_io_executor loop, const config::Appwrit
       metrics_(metrics),
       on_event_(std::move(on_event)),
       policy_(config.reconnect, std::random_device{}()),
+      decoder_(config.project),
       wanted_(std::move(subscription)),
       session_(config.heartbeat, SubscriptionPlan{}, metrics),
       backoff_timer_(loop_),

@@ -208,8 +208,16 @@ Status read_string(od::value v, std::string& out) {
   return Status::ok;
 }
 
-// Reads an object value whose raw bytes are wanted too: `raw` covers `{`…`}` in the frame.
-Status read_raw_object(od::value v, std::string_view& raw, std::size_t depth, bool escapes) {
+// The top-level `$id` and `$updatedAt` of a payload, which identify the change (make_change_id).
+struct ChangeFields {
+  std::string_view resource_id;
+  std::string_view updated_at;
+};
+
+// Reads the payload object: `raw` covers `{`…`}` in the frame. Its top-level string values
+// `$id` and `$updatedAt` are taken during the same validating pass (views into the frame, or
+// into the parser's string buffer when they had escapes), so the id costs no second parse.
+Status read_payload(od::value v, std::string_view& raw, ChangeFields& change, bool escapes) {
   od::object o;
   if (const Status s = open_object(v, o); s != Status::ok)
     return s;
@@ -219,7 +227,28 @@ Status read_raw_object(od::value v, std::string_view& raw, std::size_t depth, bo
   bool unused = false;
   if (o.reset().get(unused) != simdjson::SUCCESS)
     return Status::json;
-  return validate_object(o, depth, escapes);
+  for (auto result : o) {
+    od::field f;
+    std::string_view key;
+    if (!open_field(std::move(result), f, key)) {
+      return Status::json;
+    }
+    od::value value = f.value();
+    std::string_view* wanted = key == "$id"          ? &change.resource_id
+                               : key == "$updatedAt" ? &change.updated_at
+                                                     : nullptr;
+    if (wanted != nullptr && plain_string(value, *wanted, escapes))
+      continue;
+    od::json_type type;
+    if (wanted != nullptr && type_of(value, type) == Status::ok && type == od::json_type::string) {
+      if (value.get_string().get(*wanted) != simdjson::SUCCESS)
+        return Status::json;
+      continue;
+    }
+    if (validate(value, 4, escapes) != Status::ok)
+      return Status::json;
+  }
+  return Status::ok;
 }
 
 enum class Type { unknown, event, connected, response, pong, error };
@@ -252,6 +281,7 @@ struct FrameDecoder::Impl {
     std::string_view data;
     std::string_view payload;
     std::string_view timestamp_text;  // into the parser's string buffer or the frame
+    ChangeFields change;              // likewise
     std::optional<std::chrono::sys_time<milliseconds>> timestamp;
     bool has_events = false;
     bool has_channels = false;
@@ -309,7 +339,7 @@ struct FrameDecoder::Impl {
       } else if (key == "subscriptions") {
         s = read_string_array(f.value(), subscriptions, escapes);
       } else if (key == "payload") {
-        s = read_raw_object(f.value(), out.payload, 3, escapes);
+        s = read_payload(f.value(), out.payload, out.change, escapes);
       } else if (key == "timestamp") {
         s = read_timestamp(f.value(), out);
       } else {
@@ -502,7 +532,8 @@ struct FrameDecoder::Impl {
   }
 };
 
-FrameDecoder::FrameDecoder() : impl_(std::make_unique<Impl>()) {}
+FrameDecoder::FrameDecoder(std::string project)
+    : project_(std::move(project)), impl_(std::make_unique<Impl>()) {}
 FrameDecoder::~FrameDecoder() = default;
 
 DecodedFrame FrameDecoder::decode(std::string frame, bool binary,
@@ -682,7 +713,10 @@ DecodedFrame FrameDecoder::decode_frame(std::string frame, bool binary,
     event->timestamp = std::chrono::time_point_cast<milliseconds>(received_wall);
     out.timestamp_fallback = true;
   }
-  event->id = make_event_id(event->data);
+  event->id = make_change_id(project_, event->first_event(), fields.change.resource_id,
+                             fields.change.updated_at);
+  if (event->id.empty())
+    event->id = make_event_id(event->data);
   event->received = received;
   out.kind = FrameKind::event;
   out.event = std::move(event);

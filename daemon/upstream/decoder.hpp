@@ -61,14 +61,16 @@ struct DecodedFrame {
 inline constexpr std::size_t kFrameRetainBytes = 1u << 20;
 
 // Decodes realtime frames, each parsed once with simdjson On-Demand; an `event` frame becomes an
-// Event whose views point into the moved-in frame, without copying the record. Every byte of
+// Event whose views point into the moved-in frame, without copying the record. The Event's id
+// is make_change_id for `project` when the payload identifies a resource change, otherwise the
+// hash of `data`. Every byte of
 // the frame is validated (UTF-8, syntax, nesting ≤ 1024), so sinks only ever forward valid JSON.
 // Never throws. Owned by the upstream client and used on its executor only (the parser's
 // buffers are reused from frame to frame, up to kFrameRetainBytes, so an instance is not
 // thread-safe).
 class FrameDecoder {
  public:
-  FrameDecoder();
+  explicit FrameDecoder(std::string project);
   ~FrameDecoder();
   FrameDecoder(const FrameDecoder&) = delete;
   FrameDecoder& operator=(const FrameDecoder&) = delete;
@@ -85,6 +87,7 @@ class FrameDecoder {
                             std::chrono::steady_clock::time_point received,
                             std::chrono::system_clock::time_point received_wall);
 
+  std::string project_;
   std::unique_ptr<Impl> impl_;
 };
 

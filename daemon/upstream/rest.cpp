@@ -29,7 +29,7 @@ RestResponse transport_failure(std::string error) {
 
 template <class Stream>
 asio::awaitable<RestResponse> exchange(Stream& stream, http::request<http::string_body>& req,
-                                       std::chrono::milliseconds timeout) {
+                                       std::chrono::milliseconds timeout, std::size_t body_limit) {
   RestResponse out;
   beast::get_lowest_layer(stream).expires_after(timeout);
   auto [wec, wn] = co_await http::async_write(stream, req, use_tuple);
@@ -39,7 +39,7 @@ asio::awaitable<RestResponse> exchange(Stream& stream, http::request<http::strin
   }
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
-  parser.body_limit(1 << 20);
+  parser.body_limit(body_limit);
   auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
   beast::get_lowest_layer(stream).expires_never();
   if (rec) {
@@ -49,6 +49,14 @@ asio::awaitable<RestResponse> exchange(Stream& stream, http::request<http::strin
   out.status = parser.get().result_int();
   if (const auto date = parser.get().find(http::field::date); date != parser.get().end())
     out.date = parse_http_date(std::string_view(date->value().data(), date->value().size()));
+  if (const auto retry = parser.get().find(http::field::retry_after); retry != parser.get().end()) {
+    // Only the delay-seconds form: Appwrite's rate limiter sends no dates.
+    std::uint32_t seconds = 0;
+    const auto text = retry->value();
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+    if (ec == std::errc{} && end == text.data() + text.size())
+      out.retry_after = std::chrono::seconds(seconds);
+  }
   out.body = std::move(parser.get().body());
   co_return out;
 }
@@ -90,7 +98,7 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string
 asio::awaitable<RestResponse> rest_call(const net::Endpoint& endpoint, asio::ssl::context* tls,
                                         bool verify, http::verb method, std::string_view path,
                                         const Headers& headers, std::string body,
-                                        std::chrono::milliseconds timeout) {
+                                        std::chrono::milliseconds timeout, std::size_t body_limit) {
   http::request<http::string_body> req{method, endpoint.base_path + std::string(path), 11};
   req.set(http::field::host, endpoint.host_header());
   req.set(http::field::user_agent, "sluice/" SLUICE_VERSION);
@@ -113,13 +121,13 @@ asio::awaitable<RestResponse> rest_call(const net::Endpoint& endpoint, asio::ssl
     if (auto ec = co_await net::handshake_tls(stream, endpoint, verify, timeout)) {
       co_return transport_failure(net::describe(ec));
     }
-    co_return co_await exchange(stream, req, timeout);
+    co_return co_await exchange(stream, req, timeout, body_limit);
   }
   beast::tcp_stream stream(ex);
   if (auto ec = co_await net::connect_tcp(stream, endpoint, timeout)) {
     co_return transport_failure(net::describe(ec));
   }
-  co_return co_await exchange(stream, req, timeout);
+  co_return co_await exchange(stream, req, timeout, body_limit);
 }
 
 }  // namespace sluice::upstream

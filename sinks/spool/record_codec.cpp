@@ -16,7 +16,10 @@ static_assert(std::endian::native == std::endian::little,
 
 namespace {
 
-constexpr std::uint8_t kVersion = 1;
+// Version 2 appends the event id: since ids identify the change, not the bytes of `data`, they
+// cannot be recomputed here. A version 1 body's id was the hash of its `data`.
+constexpr std::uint8_t kVersion = 2;
+constexpr std::uint8_t kVersionDataHashId = 1;
 
 template <class T>
 void put(std::string& out, T v) {
@@ -114,6 +117,7 @@ std::size_t append_frame(std::string& out, std::uint64_t seq, const Record& reco
   put_list(out, ev.channels);
   put_list(out, ev.subscriptions);
   put_str(out, ev.data);
+  put_str(out, ev.id);
 
   const auto body_size = static_cast<std::uint32_t>(out.size() - start - kHeaderBytes);
   char* header = out.data() + start;
@@ -152,7 +156,8 @@ std::string_view frame_body(std::string_view buffer, std::size_t at) {
 
 std::optional<std::uint64_t> body_seq(std::string_view body) {
   Reader r(body);
-  if (r.get<std::uint8_t>() != kVersion)
+  if (const auto version = r.get<std::uint8_t>();
+      version != kVersion && version != kVersionDataHashId)
     return std::nullopt;
   const auto seq = r.get<std::uint64_t>();
   if (!r.ok)
@@ -164,7 +169,8 @@ std::optional<DecodedRecord> decode_body(std::string_view body,
                                          std::chrono::steady_clock::time_point steady_now,
                                          std::chrono::system_clock::time_point wall_now) {
   Reader r(body);
-  if (r.get<std::uint8_t>() != kVersion)
+  const auto version = r.get<std::uint8_t>();
+  if (version != kVersion && version != kVersionDataHashId)
     return std::nullopt;
   DecodedRecord out;
   out.seq = r.get<std::uint64_t>();
@@ -182,6 +188,7 @@ std::optional<DecodedRecord> decode_body(std::string_view body,
   r.list(channels);
   r.list(subscriptions);
   const auto data = r.str();
+  const auto id = version == kVersion ? r.str() : std::string_view{};
   if (!r.ok || !r.at_end() || std::size_t{payload_at} + payload_size > data.size())
     return std::nullopt;
 
@@ -211,7 +218,7 @@ std::optional<DecodedRecord> decode_body(std::string_view body,
   ev->payload = ev->data.substr(payload_at, payload_size);
   ev->timestamp =
       std::chrono::sys_time<std::chrono::milliseconds>{std::chrono::milliseconds{timestamp_ms}};
-  ev->id = make_event_id(ev->data);
+  ev->id = version == kVersion ? std::string(id) : make_event_id(ev->data);
   // The time already spent queued before the restart still counts in delivery_seconds.
   const auto received_wall =
       std::chrono::system_clock::time_point{std::chrono::microseconds{received_us}};

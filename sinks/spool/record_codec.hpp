@@ -21,7 +21,8 @@
 // it, so nothing is re-parsed after a restart and sinks/ needs nothing from daemon/: the raw
 // `data` bytes, the offset of `payload` inside them, the unescaped event, channel and
 // subscription strings, the timestamp (text and parsed), the route and channel names, and the wall
-// time at which the event was received (to rebase Event::received on the new process' clock).
+// time at which the event was received (to rebase Event::received on the new process' clock),
+// and the event id.
 namespace sluice::sinks::spool {
 
 inline constexpr std::uint32_t kMagic = 0x314c5053;  // "SPL1" on disk

@@ -13,7 +13,7 @@
 namespace {
 
 sluice::EventPtr fixed_event() {
-  sluice::upstream::FrameDecoder decoder;
+  sluice::upstream::FrameDecoder decoder{"fuzz"};
   std::string frame =
       R"({"type":"event","data":{"events":["databases.shop.tables.orders.rows.o1.create",)"
       R"("databases.*.tables.*.rows.*.create"],"channels":["databases.shop.tables.orders.rows",)"

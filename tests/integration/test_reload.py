@@ -417,6 +417,8 @@ class GapMarkerTest(IntegrationTest):
         out = os.path.join(self.dir, "out")
         text = config(emu, out, BEFORE).replace(
             f'    path: "{out}/keep.jsonl"', f'    path: "{out}/keep.jsonl"\n    gap_marker: true')
+        # Without recovery the marker is written at once (test_recovery covers it after a backfill).
+        text += "backfill:\n  enabled: false\n"
         s = self.start_sluice(text)
         s.wait_ready()
         order(emu, 1)
@@ -433,6 +435,9 @@ class GapMarkerTest(IntegrationTest):
         self.assertEqual((m["project"], m["route"]), (PROJECT, "orders"))
         self.assertGreater(m["seconds"], 0)
         self.assertLess(m["from"], m["to"])
+        self.assertEqual((m["recovered"], m["deletes"]), (0, "unknown"))
+        self.assertAlmostEqual(m["not_fetched_seconds"], m["seconds"], places=2)
+        self.assertEqual(m["not_covered"], [ORDERS])
         # The marker sits between the two orders; the sink without gap_marker got none.
         self.assertEqual([("seq" in r["payload"]) for r in lines], [True, False, True])
         self.assertGreater(s.metric("sluice_upstream_gap_seconds_total"), 0)

@@ -50,6 +50,20 @@ TEST(StatusTest, RendersEveryFieldInOrder) {
   report.sinks.emplace_back();
   report.sinks.back().name = "audit";
   report.sinks.back().type = "file";
+  report.recovery = {.enabled = true,
+                     .running = false,
+                     .checkpoints = 2,
+                     .last_error = "",
+                     .last_run = StatusReport::Recovery::Run{
+                         .from = std::chrono::sys_days{std::chrono::year{2026} / 11 / 22} + 9h,
+                         .to = std::chrono::sys_days{std::chrono::year{2026} / 11 / 22} + 10h,
+                         .seconds = 1.5,
+                         .recovered = 40,
+                         .duplicates = 2,
+                         .pages = 3,
+                         .unknown_deletes = 2,
+                         .not_fetched_seconds = 0,
+                         .not_covered = {"account"}}};
   EXPECT_EQ(
       to_json(report),
       R"({"version":"1.2.3","ready":true,"upstream":{"state":"subscribed",)"
@@ -66,7 +80,11 @@ TEST(StatusTest, RendersEveryFieldInOrder) {
       R"({"name":"audit","type":"file","queued_events":0,"queued_bytes":0,"capacity_events":0,)"
       R"("capacity_bytes":0,"sent":0,"sent_bytes":0,"failed":0,)"
       R"("retries":0,"dead_lettered":0,"dropped":0,"stuck":false,"last_error":"","paused":false,)"
-      R"("paused_until":null,"buffer_persisting":true,"unpersisted":0}]})");
+      R"("paused_until":null,"buffer_persisting":true,"unpersisted":0}],)"
+      R"("recovery":{"enabled":true,"running":false,"checkpoints":2,"last_error":"",)"
+      R"("last_run":{"from":"2026-11-22T09:00:00Z","to":"2026-11-22T10:00:00Z","seconds":1.5E0,)"
+      R"("recovered":40,"duplicates":2,"pages":3,"unknown":{"deletes":2,)"
+      R"("not_fetched_seconds":0E0,"not_covered":["account"]}}}})");
 }
 
 TEST(StatusTest, EscapesStringsAndKeepsEmptyLists) {
@@ -77,6 +95,7 @@ TEST(StatusTest, EscapesStringsAndKeepsEmptyLists) {
   EXPECT_NE(text.find(R"("last_error":"bad \"frame\"\n\u0001")"), std::string::npos) << text;
   EXPECT_NE(text.find(R"("channels":[])"), std::string::npos) << text;
   EXPECT_NE(text.find(R"("sinks":[])"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"("last_run":null)"), std::string::npos) << text;
   EXPECT_NE(text.find(R"("since":"1970-01-01T00:00:00Z")"), std::string::npos) << text;
 }
 

@@ -28,7 +28,7 @@ std::vector<std::string> strings(const std::vector<std::string_view>& views) {
 }
 
 TEST(Decoder, ConnectedUrlModeWithSubscriptionArray) {
-  FrameDecoder d;
+  FrameDecoder d{"p"};
   const auto r = decode(d, R"({"type":"connected","data":{"channels":["documents","account",)"
                            R"("account.U1"],"subscriptions":["s0","s1"],"user":{"$id":"U1"}}})");
   ASSERT_EQ(r.kind, FrameKind::connected);
@@ -43,7 +43,7 @@ TEST(Decoder, ConnectedUrlModeWithSubscriptionArray) {
 }
 
 TEST(Decoder, ConnectedWithSubscriptionObjectKeyedBySlot) {
-  FrameDecoder d;
+  FrameDecoder d{"p"};
   const auto r = decode(d, R"({"type":"connected","data":{"channels":["rows"],)"
                            R"("subscriptions":{"1":"a","3":"b"},"user":null}})");
   ASSERT_EQ(r.kind, FrameKind::connected);
@@ -56,7 +56,7 @@ TEST(Decoder, ConnectedWithSubscriptionObjectKeyedBySlot) {
 }
 
 TEST(Decoder, ConnectedProfile18AndMessageMode) {
-  FrameDecoder d;
+  FrameDecoder d{"p"};
   // 1.8.x: no subscriptions key.
   auto r = decode(d, R"({"type":"connected","data":{"channels":["rows"],"user":null}})");
   ASSERT_EQ(r.kind, FrameKind::connected);
@@ -76,7 +76,7 @@ TEST(Decoder, ConnectedProfile18AndMessageMode) {
 }
 
 TEST(Decoder, ResponseSubscribeAndUnsubscribe) {
-  FrameDecoder d;
+  FrameDecoder d{"p"};
   auto r = decode(d, R"({"type":"response","data":{"to":"subscribe","success":true,)"
                      R"("subscriptions":[{"subscriptionId":"a1","channels":["rows"],"queries":[]},)"
                      R"({"subscriptionId":"b2","channels":["files"],"queries":[)"
@@ -102,7 +102,7 @@ TEST(Decoder, ResponseSubscribeAndUnsubscribe) {
 }
 
 TEST(Decoder, PongWithoutDataAndError) {
-  FrameDecoder d;
+  FrameDecoder d{"p"};
   EXPECT_EQ(decode(d, R"({"type":"pong"})").kind, FrameKind::pong);
   EXPECT_EQ(decode(d, " {\"type\" : \"pong\"}\n").kind, FrameKind::pong);
 
@@ -125,7 +125,7 @@ const std::string kEventData =
     R"("subscriptions":["sub1"]})";
 
 TEST(Decoder, EventFillsEveryField) {
-  FrameDecoder d;
+  FrameDecoder d{"p"};
   const std::string frame = R"({"type":"event","data":)" + kEventData + "}";
   const auto r = decode(d, frame);
   ASSERT_EQ(r.kind, FrameKind::event) << r.invalid_reason;
@@ -162,7 +162,7 @@ TEST(Decoder, EventFillsEveryField) {
 }
 
 TEST(Decoder, EventWithoutSubscriptionsAndDataFirst) {
-  FrameDecoder d;
+  FrameDecoder d{"p"};
   const std::string data = R"({"events":["buckets.b.files.f.create"],"channels":["files"],)"
                            R"("timestamp":"2023-01-19 18:30:04.051","payload":{}})";
   const auto r = decode(d, R"({"data":)" + data + R"(,"type":"event"})");
@@ -174,7 +174,7 @@ TEST(Decoder, EventWithoutSubscriptionsAndDataFirst) {
 }
 
 TEST(Decoder, EscapedStringsAreUnescaped) {
-  FrameDecoder d;
+  FrameDecoder d{"p"};
   const auto r = decode(
       d, R"({"type":"event","data":{"events":["a\/b.\u00e9\n"],"channels":["c\"h"],)"
          R"("timestamp":"2026-08-21T12:00:00\u002e5Z","payload":{},"subscriptions":["\u0073"]}})");
@@ -189,7 +189,7 @@ TEST(Decoder, EscapedStringsAreUnescaped) {
 // Strings without escapes are used in place (views into the frame); escaped ones are
 // unescaped into Event::strings. Both must read the same, whitespace around tokens included.
 TEST(Decoder, PlainStringsPointIntoTheFrameAndEscapedOnesAreCopied) {
-  FrameDecoder d;
+  FrameDecoder d{"p"};
   const auto r =
       decode(d,
              "{\"type\":\"event\",\"data\":{\"events\":[ \"a.b\" ,\n\"c\\\\d\",\"\xc3\xa9\" ],"
@@ -216,7 +216,7 @@ TEST(Decoder, PlainStringsPointIntoTheFrameAndEscapedOnesAreCopied) {
 
 // The in-place path relies on iterate() rejecting raw control characters anywhere in a string.
 TEST(Decoder, RawControlCharactersInStringsAreJson) {
-  FrameDecoder d;
+  FrameDecoder d{"p"};
   for (const std::string& data :
        {std::string("{\"events\":[\"a\tb\"],\"channels\":[\"c\"],\"payload\":{}}"),
         std::string("{\"events\":[\"e\"],\"channels\":[\"c\x01\"],\"payload\":{}}"),
@@ -231,7 +231,7 @@ TEST(Decoder, RawControlCharactersInStringsAreJson) {
 }
 
 TEST(Decoder, IntegerAndMissingTimestamps) {
-  FrameDecoder d;
+  FrameDecoder d{"p"};
   auto r = decode(d, R"({"type":"event","data":{"events":[],"channels":["c"],)"
                      R"("timestamp":1674152404 ,"payload":{}}})");
   ASSERT_EQ(r.kind, FrameKind::event) << r.invalid_reason;
@@ -267,7 +267,7 @@ TEST(Decoder, TimestampFormats) {
 }
 
 TEST(Decoder, MalformedFramesAreInvalidWithStableReasons) {
-  FrameDecoder d;
+  FrameDecoder d{"p"};
   const std::string good = R"({"type":"event","data":)" + kEventData + "}";
   for (std::size_t cut = 0; cut < good.size(); ++cut) {
     const auto r = decode(d, good.substr(0, cut));
@@ -312,7 +312,7 @@ TEST(Decoder, MalformedFramesAreInvalidWithStableReasons) {
 }
 
 TEST(Decoder, InvalidUtf8IsJson) {
-  FrameDecoder d;
+  FrameDecoder d{"p"};
   for (const std::string& bad : {std::string("\xff"), std::string("\xc3\x28"),
                                  std::string("\xed\xa0\x80"), std::string("\xe2\x82")}) {
     const auto r = decode(d, R"({"type":"event","data":{"events":["e"],"channels":["c"],)"
@@ -323,7 +323,7 @@ TEST(Decoder, InvalidUtf8IsJson) {
 }
 
 TEST(Decoder, DeepNestingIsRejectedWithoutCrashing) {
-  FrameDecoder d;
+  FrameDecoder d{"p"};
   const std::size_t levels = 10000;
   std::string deep(levels, '[');
   deep += std::string(levels, ']');
@@ -349,7 +349,7 @@ TEST(Decoder, DeepNestingIsRejectedWithoutCrashing) {
 }
 
 TEST(Decoder, LargeFrameAndReuse) {
-  FrameDecoder d;
+  FrameDecoder d{"p"};
   std::string big = R"({"type":"event","data":{"events":["e"],"channels":["c"],"payload":{)";
   for (int i = 0; big.size() < 64 * 1024; ++i) {
     big += "\"k" + std::to_string(i) + "\":\"" + std::string(50, 'x') + "\",";
@@ -369,7 +369,7 @@ TEST(Decoder, LargeFrameAndReuse) {
 // it returned must not point into the old one (unescaped strings included; ASan watches), and
 // the next frames decode as before.
 TEST(Decoder, AnOversizedFrameLeavesItsEventIntactAndTheDecoderWorking) {
-  FrameDecoder d;
+  FrameDecoder d{"p"};
   std::string huge = R"({"type":"event","data":{"events":["a\/b"],"channels":["c\u0041"],)"
                      R"("timestamp":"2026-08-21T12:00:00\u002e5Z","payload":{"list":[)";
   while (huge.size() <= kFrameRetainBytes)
@@ -400,7 +400,7 @@ namespace {
 // A cheap deterministic fuzz: byte flips, truncations and insertions of a valid event frame
 // must each give either a well-formed result or `invalid`, never a crash (ASan watches).
 TEST(Decoder, MutatedFramesNeverCrash) {
-  FrameDecoder d;
+  FrameDecoder d{"p"};
   const std::string good = R"({"type":"event","data":)" + kEventData + "}";
   std::uint64_t state = 0x9e3779b97f4a7c15ull;
   auto next = [&state] {
@@ -443,6 +443,74 @@ TEST(Decoder, MutatedFramesNeverCrash) {
     }
   }
   EXPECT_GT(events, 0);  // some mutations (inside strings) stay valid
+}
+
+}  // namespace
+}  // namespace sluice::upstream
+
+namespace sluice::upstream {
+namespace {
+
+std::string row_frame(std::string_view first_event, std::string_view subscription,
+                      std::string_view updated_at, std::string_view extra = "") {
+  return R"({"type":"event","data":{"events":[")" + std::string(first_event) +
+         R"(","databases.*"],"channels":["rows"],"timestamp":"2026-08-21T12:00:00.500+00:00",)" +
+         R"("payload":{"$id":"R","$sequence":4,"$updatedAt":")" + std::string(updated_at) + "\"" +
+         std::string(extra) + R"(,"n":{"$id":"x"}},"subscriptions":[")" +
+         std::string(subscription) + R"("]}})";
+}
+
+std::string id_of(FrameDecoder& d, const std::string& frame) {
+  const auto r = d.decode(frame, false, kReceived, kWall);
+  EXPECT_EQ(r.kind, FrameKind::event) << frame;
+  return r.event ? r.event->id : std::string{};
+}
+
+constexpr std::string_view kAt = "2026-08-21T12:00:00.123+00:00";
+
+// One change seen on two connections, in any of Appwrite's three forms of a row event, is one
+// id: the id is the change's, not the frame's.
+TEST(DecoderId, OneChangeInEveryFormIsOneId) {
+  FrameDecoder d{"p"};
+  const auto id = id_of(d, row_frame("tablesdb.D.tables.T.rows.R.update", "s1", kAt));
+  EXPECT_EQ(id, make_change_id("p", "tablesdb.D.tables.T.rows.R.update", "R", kAt));
+  EXPECT_EQ(id_of(d, row_frame("databases.D.tables.T.rows.R.update", "s2", kAt)), id);
+  EXPECT_EQ(id_of(d, row_frame("databases.D.collections.T.documents.R.update", "s3", kAt)), id);
+  EXPECT_EQ(id_of(d, row_frame("tablesdb.D.tables.T.rows.R.create", "s1", kAt)), id);
+  // A recovered copy, marked as such, is the same change.
+  EXPECT_EQ(
+      id_of(d, row_frame("tablesdb.D.tables.T.rows.R.update", "s1", kAt, R"(,"recovered":true)")),
+      id);
+  EXPECT_NE(id_of(d, row_frame("tablesdb.D.tables.T.rows.R.delete", "s1", kAt)), id);
+  EXPECT_NE(id_of(d, row_frame("tablesdb.D.tables.T.rows.R.update", "s1",
+                               "2026-08-21T12:00:01.000+00:00")),
+            id);
+  FrameDecoder other{"q"};
+  EXPECT_NE(id_of(other, row_frame("tablesdb.D.tables.T.rows.R.update", "s1", kAt)), id);
+}
+
+// An escaped `$updatedAt` is read unescaped, so it names the same instant.
+TEST(DecoderId, EscapedFieldsAreReadUnescaped) {
+  FrameDecoder d{"p"};
+  const std::string escaped = R"({"type":"event","data":{"events":["buckets.B.files.F.create"],)"
+                              R"("channels":["files"],"timestamp":"2026-08-21T12:00:00.5Z",)"
+                              R"("payload":{"\u0024id":"F","$updatedAt":"2026-08-21T12:00:00.123)"
+                              R"(\u002b00:00","name":"a\"b"}}})";
+  EXPECT_EQ(id_of(d, escaped), make_change_id("p", "buckets.B.files.F.update", "F", kAt));
+}
+
+// Events that are not resource changes keep the hash of their `data`.
+TEST(DecoderId, OtherEventsKeepTheHashOfData) {
+  FrameDecoder d{"p"};
+  const std::string data =
+      R"({"events":["stats.connections"],"channels":["project"],"timestamp":"2026-08-21T12:00:00Z",)"
+      R"("payload":{"value":1}})";
+  EXPECT_EQ(id_of(d, R"({"type":"event","data":)" + data + "}"), make_event_id(data));
+  // A row payload without `$updatedAt`, or with one that is not a string.
+  const std::string no_time =
+      R"({"events":["tablesdb.D.tables.T.rows.R.update"],"channels":["rows"],)"
+      R"("timestamp":"2026-08-21T12:00:00Z","payload":{"$id":"R","$updatedAt":null}})";
+  EXPECT_EQ(id_of(d, R"({"type":"event","data":)" + no_time + "}"), make_event_id(no_time));
 }
 
 }  // namespace

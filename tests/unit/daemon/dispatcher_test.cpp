@@ -197,9 +197,34 @@ TEST_F(DispatcherTest, StopReleasesAWaitingDispatchAndRefusesNewEvents) {
   EXPECT_EQ(metrics.routed("r1").Value(), 2);
 }
 
+// The same change seen twice (two connections, or live and recovered) reaches no sink twice.
+TEST_F(DispatcherTest, DropsARepeatedEventIdBeforeRoutingAndCountsIt) {
+  start("a");
+  start("b");
+  dispatch_now("1");
+  dispatch_now("1");  // the same data: the same id
+  ASSERT_TRUE(run_until(ctx, [&] { return got["a"].size() == 1 && got["b"].size() == 1; }));
+  ctx.poll();
+  EXPECT_EQ(got["a"].size(), 1u);
+  EXPECT_EQ(metrics.events_deduplicated().Value(), 1);
+  EXPECT_EQ(metrics.routed("r1").Value(), 1);
+  EXPECT_EQ(metrics.events_unmatched().Value(), 0);
+
+  // A reload to `dedup_window: 0` turns it off.
+  config::Config off = config;
+  off.dedup_window = 0;
+  auto gen = std::make_shared<Generation>(off, metrics);
+  gen->workers = dispatcher.current().workers;
+  dispatcher.install(gen);
+  dispatch_now("1");
+  ASSERT_TRUE(run_until(ctx, [&] { return got["a"].size() == 2 && got["b"].size() == 2; }));
+  EXPECT_EQ(metrics.events_deduplicated().Value(), 1);
+  EXPECT_EQ(metrics.routed("r1").Value(), 2);
+}
+
 // A row event on route channel "c1" and on its table's channel, as the decoder builds it.
 EventPtr row_event(std::string_view id, std::string_view updated_at) {
-  upstream::FrameDecoder decoder;
+  upstream::FrameDecoder decoder{"p"};
   auto decoded =
       decoder.decode(R"({"type":"event","data":{"events":[")" + std::string(kCreate) +
                          R"("],"channels":["c1","databases.db.tables.t.rows"],"timestamp":")" +
@@ -240,7 +265,8 @@ TEST_F(DispatcherTest, GapMarkersGoToEachRouteOfTheSinksThatAskForThem) {
   start("a");
   start("b");
   const auto from = std::chrono::sys_days{std::chrono::year{2026} / 11 / 22} + 10h + 1s + 100ms;
-  dispatcher.write_gap_markers(from, from + 2150ms);
+  dispatcher.write_gap_markers(from, from + 2150ms,
+                               [](const config::RouteConfig&) { return GapRecovery{}; });
   ASSERT_TRUE(run_until(ctx, [&] { return got["a"].size() == 2; }));
   EXPECT_EQ(got["a"][0].substr(got["a"][0].find('@')), "@r1/c1");
   EXPECT_EQ(got["a"][1].substr(got["a"][1].find('@')), "@r2/c1");
@@ -253,7 +279,8 @@ TEST(GapMarkerTest, IsAnEventInTheShapeOfARealtimeDataObject) {
   r.channels = {"tablesdb.shop.tables.orders.rows", "other"};
   const auto from = std::chrono::sys_days{std::chrono::year{2026} / 11 / 22} + 10h + 1s + 100ms;
   const auto to = from + 2150ms;
-  const auto marker = make_gap_marker(r, "shop", from, to);
+  const GapRecovery recovery{.recovered = 42, .not_fetched_seconds = 1.5, .not_covered = {"other"}};
+  const auto marker = make_gap_marker(r, "shop", from, to, recovery);
 
   const auto data = json::parse(marker->data).as_object();
   std::vector<std::string> keys;
@@ -267,7 +294,9 @@ TEST(GapMarkerTest, IsAnEventInTheShapeOfARealtimeDataObject) {
   keys.clear();
   for (const auto& kv : payload)
     keys.emplace_back(kv.key());
-  EXPECT_EQ(keys, (std::vector<std::string>{"$id", "from", "to", "seconds", "project", "route"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"$id", "from", "to", "seconds", "project", "route",
+                                            "recovered", "deletes", "not_fetched_seconds",
+                                            "not_covered"}));
   EXPECT_TRUE(std::string(payload.at("$id").as_string()).starts_with("gap-"));
   EXPECT_EQ(payload.at("$id").as_string().size(), 20u);
   EXPECT_EQ(payload.at("from").as_string(), "2026-11-22T10:00:01.100+00:00");
@@ -277,6 +306,11 @@ TEST(GapMarkerTest, IsAnEventInTheShapeOfARealtimeDataObject) {
   EXPECT_NE(std::string_view(marker->data).find(R"("seconds":2.150,)"), std::string_view::npos);
   EXPECT_EQ(payload.at("project").as_string(), "shop");
   EXPECT_EQ(payload.at("route").as_string(), "orders");
+  EXPECT_EQ(payload.at("recovered").to_number<std::uint64_t>(), 42u);
+  EXPECT_EQ(payload.at("deletes").as_string(), "unknown");
+  EXPECT_NE(std::string_view(marker->data).find(R"("not_fetched_seconds":1.500,)"),
+            std::string_view::npos);
+  EXPECT_EQ(payload.at("not_covered").as_array(), json::array{"other"});
 
   // The views sinks and templates read, as the decoder fills them for a received event.
   EXPECT_EQ(json::parse(marker->payload), data.at("payload"));
@@ -288,16 +322,16 @@ TEST(GapMarkerTest, IsAnEventInTheShapeOfARealtimeDataObject) {
   EXPECT_GE(marker->frame.capacity(), marker->frame.size() + kJsonPadding);
 
   // The same window and route give the same marker id; another route another one.
-  EXPECT_EQ(make_gap_marker(r, "shop", from, to)->data, marker->data);
+  EXPECT_EQ(make_gap_marker(r, "shop", from, to, recovery)->data, marker->data);
   r.name = "refunds";
-  EXPECT_NE(make_gap_marker(r, "shop", from, to)->id, marker->id);
+  EXPECT_NE(make_gap_marker(r, "shop", from, to, recovery)->id, marker->id);
 }
 
 TEST(GapMarkerTest, DecodesLikeAReceivedEvent) {
   const auto marker =
       make_gap_marker(route("orders", {"a"}), "shop", std::chrono::system_clock::now() - 3s,
-                      std::chrono::system_clock::now());
-  upstream::FrameDecoder decoder;
+                      std::chrono::system_clock::now(), GapRecovery{});
+  upstream::FrameDecoder decoder{"p"};
   auto decoded =
       decoder.decode(R"({"type":"event","data":)" + std::string(marker->data) + "}", false,
                      std::chrono::steady_clock::now(), std::chrono::system_clock::now());

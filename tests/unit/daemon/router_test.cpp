@@ -53,7 +53,7 @@ std::string json_list(const std::vector<std::string>& items) {
 EventPtr make_event(const std::vector<std::string>& channels,
                     const std::vector<std::string>& events = {"x.create"},
                     const std::string& payload = "{}") {
-  static upstream::FrameDecoder decoder;
+  static upstream::FrameDecoder decoder{"p"};
   auto r = decoder.decode(R"({"type":"event","data":{"events":)" + json_list(events) +
                               R"(,"channels":)" + json_list(channels) +
                               R"(,"timestamp":"2026-01-01T00:00:00.000+00:00","payload":)" +

@@ -159,11 +159,35 @@ TEST(RecordCodec, DecodesAFrameWrittenByThePreviousVersion) {
   EXPECT_EQ(decoded->record.channel_name(), "c1");
   EXPECT_EQ(decoded->record.event->payload, R"({"$id":"a"})");
   EXPECT_EQ(decoded->record.event->timestamp_text, "2024-05-01T12:34:56.789+00:00");
-  // Encoding it again gives the same bytes.
+  // That version stored no id: it was the hash of `data`, and stays so.
+  EXPECT_EQ(decoded->record.event->id, make_event_id(decoded->record.event->data));
+  // Encoding it again gives the current version, which keeps the id as it is.
   std::string again;
   append_frame(again, 7, decoded->record,
                std::chrono::system_clock::time_point{std::chrono::seconds{1714566896}});
-  EXPECT_EQ(again, buf);
+  ASSERT_EQ(check_frame(again, 0, frame_bytes), FrameCheck::ok);
+  const auto reread = decode_body(frame_body(again, 0), std::chrono::steady_clock::now(),
+                                  std::chrono::system_clock::now());
+  ASSERT_TRUE(reread);
+  EXPECT_EQ(reread->record.event->data, decoded->record.event->data);
+  EXPECT_EQ(reread->record.event->id, decoded->record.event->id);
+  EXPECT_EQ(reread->record.channel_name(), "c1");
+}
+
+// The id identifies the change, not the bytes, so it is stored rather than recomputed.
+TEST(RecordCodec, KeepsAnIdThatIsNotTheHashOfData) {
+  auto ev = std::make_shared<Event>();
+  ev->frame.reserve(64 + kJsonPadding);
+  ev->frame = R"({"events":["e"],"channels":["c"],"payload":{}})";
+  ev->data = ev->frame;
+  ev->id = "0123456789abcdef0123456789abcdef";
+  std::string buf;
+  append_frame(buf, 1, Record{ev, RouteName::intern("r"), Record::kNoChannel},
+               std::chrono::system_clock::now());
+  const auto decoded = decode_body(frame_body(buf, 0), std::chrono::steady_clock::now(),
+                                   std::chrono::system_clock::now());
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(decoded->record.event->id, ev->id);
 }
 
 TEST_F(SpoolTest, AppendAckReopenRoundTrip) {

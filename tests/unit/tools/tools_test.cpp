@@ -36,7 +36,7 @@ config::Config load(const std::string& sinks, const std::string& routes) {
 
 TEST(DeadLetterLine, ReadsWhatTheDeadLetterFileWrites) {
   std::string error;
-  const auto event = event_from_data(kData, error);
+  const auto event = event_from_data("p", kData, error);
   ASSERT_TRUE(event) << error;
   sinks::DeadLetter entry;
   entry.record = {event, RouteName::intern("paid"), 1};
@@ -88,10 +88,10 @@ TEST(DeadLetterLine, AnEventWithoutTimestampTakesTheTimeItWasReceived) {
   constexpr std::string_view data =
       R"({"events":["e"],"channels":["rows"],"timestamp":null,"payload":{"$id":"o1"}})";
   std::string error;
-  EXPECT_FALSE(event_from_data(data, error));
+  EXPECT_FALSE(event_from_data("p", data, error));
   EXPECT_EQ(error, "its timestamp is missing or malformed");
   const auto received = *parse_time("2026-03-01T11:00:00Z");
-  const auto event = event_from_data(data, error, received);
+  const auto event = event_from_data("p", data, error, received);
   ASSERT_TRUE(event) << error;
   EXPECT_EQ(event->timestamp, received);
   EXPECT_EQ(event->data, data);
@@ -166,7 +166,7 @@ TEST(RouteOffline, RendersEachSinksTargetWithTheRouteThatSentIt) {
       "  - {name: all, channels: [rows], sinks: [f, w]}\n"
       "  - {name: none, channels: [files], sinks: [w]}\n");
   std::string error;
-  const auto event = event_from_data(kData, error);
+  const auto event = event_from_data("p", kData, error);
   ASSERT_TRUE(event) << error;
   const Router router(config);
   const auto routing = route_offline(config, router, *event);
@@ -185,7 +185,7 @@ TEST(Capture, TurnsDeadLettersAndFileRecordsIntoCasesExpectingTodaysRouting) {
   const auto config = load("  w: {type: webhook, url: \"https://h.example/x\"}\n",
                            "  - {name: all, channels: [rows], sinks: [w]}\n");
   std::string error;
-  const auto event = event_from_data(kData, error);
+  const auto event = event_from_data("p", kData, error);
   ASSERT_TRUE(event) << error;
   std::istringstream in(std::string(kData) + "\n\n" + R"({"time":"2026-03-01T12:00:00Z",)" +
                         R"("sink":"w","route":"all","reason":"x","record":)" + std::string(kData) +

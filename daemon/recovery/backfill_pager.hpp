@@ -1,0 +1,93 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "daemon/recovery/backfill_plan.hpp"
+
+// Lists one table, collection or bucket page by page with Appwrite's query syntax, as plain
+// code: it writes each request's path and judges each answer; the runner does the I/O.
+//
+// Rows come in ($updatedAt, $id) order between the target's `from` and `until` (the run's
+// start: anything newer arrives live). Paging is by cursor (cursorAfter the last row), but a
+// row changed while the listing runs moves past `until`, and a cursor on it would jump there
+// too: so a short page after a cursor is checked once more without one, from the last
+// $updatedAt seen, and only rows after the last (updatedAt, id) seen are ever taken. Paging
+// thus never loops and never skips a row (short of more than a page of rows sharing one
+// millisecond while one of them changes). Owned by the runner; not thread-safe.
+namespace sluice::recovery {
+
+// One query as Appwrite's SDKs write it (Query.toString(): JSON of method, attribute, values;
+// absent members left out), e.g. {"method":"orderAsc","attribute":"$updatedAt"}.
+std::string query_json(std::string_view method, std::string_view attribute,
+                       std::optional<std::string> string_value,
+                       std::optional<std::int64_t> number_value = std::nullopt);
+
+// The largest page body accepted: a row is at most a few hundred KiB in Appwrite, and this
+// bounds the memory of one page whatever the server sends.
+inline constexpr std::size_t kMaxPageBytes = 32u << 20;
+
+struct ListedRow {
+  boost::json::object row;
+  Millis updated_at{};
+  Millis created_at{};
+};
+
+class Pager {
+ public:
+  Pager(Target target, Millis until, std::uint32_t page_size);
+
+  // The next request, below the REST endpoint's base: "/tablesdb/D/tables/T/rows?queries…".
+  std::string next_path() const;
+
+  struct Outcome {
+    std::vector<ListedRow> rows;  // new rows, in order; may be empty while not done()
+    std::string error;            // set: the answer was refused (the same request is retried)
+    // HTTP 429 or 503 with Retry-After: how long the server asked to wait.
+    std::optional<std::chrono::seconds> retry_after;
+  };
+  Outcome on_response(unsigned status, std::string_view body,
+                      std::optional<std::chrono::seconds> retry_after);
+
+  bool done() const { return done_; }
+  std::uint64_t pages() const { return pages_; }
+  const Target& target() const { return target_; }
+
+ private:
+  std::string_view list_key() const;  // "rows", "documents" or "files"
+
+  Target target_;
+  Millis until_;
+  std::uint32_t page_size_;
+  std::optional<std::pair<Millis, std::string>> last_;  // the last row taken
+  bool use_cursor_ = false;                             // the next request sends cursorAfter
+  bool done_ = false;
+  int stalled_ = 0;  // pages in a row that brought no new row
+  std::uint64_t pages_ = 0;
+};
+
+// Discovery for broad channels (an api_key may list them): the databases, the tables or
+// collections of one, or the buckets, `kDiscoveryPage` at a time by cursor.
+inline constexpr std::uint32_t kDiscoveryPage = 100;
+struct Listed {
+  std::string id;
+  std::string type;  // a database's `type` ("legacy" when absent); "" otherwise
+};
+// `base` is "/databases", "/tablesdb/D/tables", "/databases/D/collections" or
+// "/storage/buckets"; `cursor` the last id of the previous page.
+std::string discovery_path(std::string_view base, const std::optional<std::string>& cursor);
+// The ids of one answer's `key` array ("databases", "tables", "collections", "buckets"), or an
+// error with its cause.
+struct DiscoveryPage {
+  std::vector<Listed> items;
+  std::string error;
+};
+DiscoveryPage parse_discovery(unsigned status, std::string_view body, std::string_view key);
+
+}  // namespace sluice::recovery
