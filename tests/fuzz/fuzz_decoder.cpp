@@ -11,7 +11,7 @@
 #include "daemon/upstream/decoder.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static sluice::upstream::FrameDecoder decoder;  // reused like the client does
+  static sluice::upstream::FrameDecoder decoder{"fuzz"};  // reused like the client does
   if (size == 0)
     return 0;
   const bool binary = (data[0] & 1) != 0;
