@@ -47,6 +47,10 @@ constexpr std::size_t kMaxSegments = 8;
 
 }  // namespace
 
+std::uint64_t content_hash(std::string_view bytes) {
+  return XXH3_64bits(bytes.data(), bytes.size());
+}
+
 std::string make_event_id(std::string_view data) {
   return to_hex(XXH3_128bits(data.data(), data.size()));
 }

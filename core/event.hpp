@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +35,9 @@ struct Event {
   // the hash of `data` (make_event_id): a redelivered or recovered copy carries the same id.
   std::string id;
   std::chrono::steady_clock::time_point received{};
+  // `data.recovered` is true: sluice listed this resource from the REST API after a gap
+  // (Appwrite never sends the member). The dedup window treats such a copy as the change itself.
+  bool recovered = false;
 
   std::string_view first_event() const { return events.empty() ? std::string_view{} : events[0]; }
 
@@ -47,6 +51,9 @@ using EventPtr = std::shared_ptr<const Event>;
 
 // simdjson reads up to this many bytes past the end of a document.
 inline constexpr std::size_t kJsonPadding = 64;
+
+// A 64-bit hash of `bytes` (XXH3): what the dedup window compares when two events share an id.
+std::uint64_t content_hash(std::string_view bytes);
 
 // The event id for a `data` object: 32 lowercase hex digits of its XXH3-128 hash.
 std::string make_event_id(std::string_view data);

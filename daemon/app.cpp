@@ -261,7 +261,9 @@ class App {
                                                         std::string& error) {
     auto client = std::make_unique<upstream::RealtimeClient>(
         io_.get_executor(), appwrite, std::move(subscription), metrics_,
-        [this](EventPtr e) { return dispatcher_.dispatch(std::move(e)); });
+        [this](EventPtr e) -> asio::awaitable<void> {
+          co_await dispatcher_.dispatch(std::move(e));
+        });
     if (!client->init(error))
       return nullptr;
     client->on_gap([this](auto from, auto to) {

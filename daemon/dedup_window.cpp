@@ -22,14 +22,22 @@ bool parse_hex(std::string_view text, std::uint64_t& out) {
 
 }  // namespace
 
-bool DedupWindow::seen(std::string_view id) {
+bool DedupWindow::seen(std::string_view id, std::uint64_t content, bool recovered) {
   Key key;
   if (capacity_ == 0 || id.size() != 32 || !parse_hex(id.substr(0, 16), key.high) ||
       !parse_hex(id.substr(16), key.low)) {
     return false;
   }
-  if (!ids_.insert(key).second)
-    return true;
+  const auto [it, added] = ids_.try_emplace(key, Seen{content, recovered});
+  if (!added) {
+    auto& earlier = it->second;
+    if (recovered || earlier.recovered || earlier.content == content)
+      return true;
+    // A second live change within the row's millisecond: delivered, and remembered in place
+    // of the first (it keeps the first's place in the ring).
+    earlier.content = content;
+    return false;
+  }
   if (ring_.size() < capacity_) {
     ring_.push_back(key);
     return false;
@@ -48,8 +56,10 @@ void DedupWindow::set_capacity(std::size_t capacity) {
   kept.reserve(capacity);
   for (std::size_t i = ring_.size() - keep; i < ring_.size(); ++i)
     kept.push_back(ring_[(oldest_ + i) % ring_.size()]);
-  ids_.clear();
-  ids_.insert(kept.begin(), kept.end());
+  decltype(ids_) ids;
+  for (const auto& key : kept)
+    ids.emplace(key, ids_.at(key));
+  ids_ = std::move(ids);
   ids_.reserve(capacity);
   ring_ = std::move(kept);
   oldest_ = 0;

@@ -130,10 +130,10 @@ void Dispatcher::stop() {
   gate_.notify_all();
 }
 
-asio::awaitable<void> Dispatcher::dispatch(EventPtr event) {
-  if (dedup_.seen(event->id)) {
+asio::awaitable<bool> Dispatcher::dispatch(EventPtr event) {
+  if (dedup_.seen(event->id, content_hash(event->payload), event->recovered)) {
     metrics_.events_deduplicated().Increment();
-    co_return;
+    co_return false;
   }
   // The sinks that already took this event, by name: after a wait it is routed again under the
   // current generation, and a sink must not get it twice, whether its worker survived a
@@ -146,7 +146,7 @@ asio::awaitable<void> Dispatcher::dispatch(EventPtr event) {
     while (held_ && !stopped_)
       co_await gate_.wait();
     if (stopped_)
-      co_return;
+      co_return false;
     const Generation& gen = *current_;
     route_result_.clear();
     gen.router->route(*event, route_result_);
@@ -183,7 +183,7 @@ asio::awaitable<void> Dispatcher::dispatch(EventPtr event) {
       accepted.push_back(worker->name());
     }
     if (!full)
-      co_return;
+      co_return true;
     // Also woken by the gate (a reload's swap, shutdown), so a sink that never frees space
     // cannot keep the client, and with it the drain, from stopping.
     using namespace asio::experimental::awaitable_operators;

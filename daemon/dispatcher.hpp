@@ -76,9 +76,9 @@ class Dispatcher {
   const Generation& current() const { return *current_; }
 
   // Delivers `event` to the queues of the sinks it reaches. Completes once every one of them
-  // took it, or when the dispatcher stops. An event whose id is in the dedup window (a repeat
-  // of a recent one) is dropped and counted instead.
-  boost::asio::awaitable<void> dispatch(EventPtr event);
+  // took it (true), or when the dispatcher stops (false). An event the dedup window takes for
+  // a repeat of a recent one is dropped and counted instead (false).
+  boost::asio::awaitable<bool> dispatch(EventPtr event);
 
   // Every event routed to at least one sink is tracked by `tracker` from then on (gap
   // recovery's checkpoints); null (the default): recovery is off.

@@ -418,13 +418,19 @@ asio::awaitable<BackfillRunner::Outcome> BackfillRunner::run(const Gap& gap, std
                     {{"resource", target.key}, {"error", made.error}});
           continue;
         }
+        // Routed here too, for the per-route counts of the gap markers; counted only when the
+        // dispatcher took the event (not a repeat of one delivered live or listed before).
         routed.clear();
-        dispatcher_.current().router->route(*made.event, routed);
-        for (const auto r : routed.matched)
-          ++per_route[std::string(dispatcher_.current().router->route_name(r))];
-        co_await dispatcher_.dispatch(std::move(made.event));
-        ++report.recovered;
-        metrics_.backfill_events().Increment();
+        const auto router = dispatcher_.current().router;
+        router->route(*made.event, routed);
+        if (!co_await dispatcher_.dispatch(std::move(made.event))) {
+          ++report.duplicates;
+        } else {
+          for (const auto r : routed.matched)
+            ++per_route[std::string(router->route_name(r))];
+          ++report.recovered;
+          metrics_.backfill_events().Increment();
+        }
         if (epoch != epoch_)
           co_return Outcome::interrupted;
       }

@@ -285,6 +285,7 @@ struct FrameDecoder::Impl {
     std::optional<std::chrono::sys_time<milliseconds>> timestamp;
     bool has_events = false;
     bool has_channels = false;
+    bool recovered = false;
   };
 
   Status read_timestamp(od::value v, EventFields& out) {
@@ -342,6 +343,15 @@ struct FrameDecoder::Impl {
         s = read_payload(f.value(), out.payload, out.change, escapes);
       } else if (key == "timestamp") {
         s = read_timestamp(f.value(), out);
+      } else if (key == "recovered") {
+        // sluice's own mark on a backfilled event (Event::recovered); anything but `true` is
+        // just another member.
+        auto value = f.value();
+        bool flag = false;
+        if (value.get_bool().get(flag) == simdjson::SUCCESS)
+          out.recovered = flag;
+        else
+          s = validate(value, 3, escapes);
       } else {
         s = validate(f.value(), 3, escapes);
       }
@@ -718,6 +728,7 @@ DecodedFrame FrameDecoder::decode_frame(std::string frame, bool binary,
   if (event->id.empty())
     event->id = make_event_id(event->data);
   event->received = received;
+  event->recovered = fields.recovered;
   out.kind = FrameKind::event;
   out.event = std::move(event);
   return out;

@@ -499,6 +499,27 @@ TEST(DecoderId, EscapedFieldsAreReadUnescaped) {
   EXPECT_EQ(id_of(d, escaped), make_change_id("p", "buckets.B.files.F.update", "F", kAt));
 }
 
+// `"recovered": true` marks a backfilled copy; any other value is just another member.
+TEST(DecoderId, TheRecoveredMarkIsRead) {
+  FrameDecoder d{"p"};
+  // The member sits in `data`, after `payload`, where the backfill writes it.
+  const auto decode = [&](std::string_view extra) {
+    return d.decode(R"({"type":"event","data":{"events":["tablesdb.D.tables.T.rows.R.update"],)"
+                    R"("channels":["rows"],"timestamp":"2026-08-21T12:00:00.500+00:00",)"
+                    R"("payload":{"$id":"R","$updatedAt":"2026-08-21T12:00:00.123+00:00"})" +
+                        std::string(extra) + "}}",
+                    false, {}, {});
+  };
+  const auto marked = decode(R"(,"recovered":true)");
+  ASSERT_EQ(marked.kind, FrameKind::event);
+  EXPECT_TRUE(marked.event->recovered);
+  EXPECT_FALSE(decode("").event->recovered);
+  const auto other = decode(R"(,"recovered":{"a":[1]})");
+  ASSERT_EQ(other.kind, FrameKind::event);
+  EXPECT_FALSE(other.event->recovered);
+  EXPECT_EQ(decode(R"(,"recovered":[)").kind, FrameKind::invalid);
+}
+
 // Events that are not resource changes keep the hash of their `data`.
 TEST(DecoderId, OtherEventsKeepTheHashOfData) {
   FrameDecoder d{"p"};

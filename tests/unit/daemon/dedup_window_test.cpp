@@ -75,5 +75,23 @@ TEST(DedupWindow, ResizingKeepsTheNewestIds) {
   EXPECT_FALSE(w.seen(id(4)));
 }
 
+TEST(DedupWindow, ASecondLiveChangeInTheSameMillisecondIsNotARepeat) {
+  DedupWindow w(8);
+  EXPECT_FALSE(w.seen(id(1), 10, false));
+  EXPECT_TRUE(w.seen(id(1), 10, false));   // the same bytes again: a repeat
+  EXPECT_FALSE(w.seen(id(1), 11, false));  // same id, other payload: a second change
+  EXPECT_TRUE(w.seen(id(1), 11, false));   // ...which is now the one remembered
+  EXPECT_EQ(w.size(), 1u);
+}
+
+TEST(DedupWindow, ARecoveredCopyAndItsLiveEventAreOneChange) {
+  DedupWindow w(8);
+  EXPECT_FALSE(w.seen(id(1), 10, false));
+  EXPECT_TRUE(w.seen(id(1), 99, true));  // recovered after the live one: other bytes, same change
+  EXPECT_FALSE(w.seen(id(2), 20, true));
+  EXPECT_TRUE(w.seen(id(2), 21, false));  // live after the recovered one
+  EXPECT_TRUE(w.seen(id(2), 22, true));   // listed twice
+}
+
 }  // namespace
 }  // namespace sluice

@@ -94,7 +94,7 @@ class DispatcherTest : public ::testing::Test {
 
   // Starts dispatch(event) on the loop; `done` turns true when it returns.
   void dispatch(EventPtr event, bool& done) {
-    asio::co_spawn(ctx, dispatcher.dispatch(std::move(event)), [&done](std::exception_ptr e) {
+    asio::co_spawn(ctx, dispatcher.dispatch(std::move(event)), [&done](std::exception_ptr e, bool) {
       EXPECT_FALSE(e);
       done = true;
     });
@@ -201,8 +201,12 @@ TEST_F(DispatcherTest, StopReleasesAWaitingDispatchAndRefusesNewEvents) {
 TEST_F(DispatcherTest, DropsARepeatedEventIdBeforeRoutingAndCountsIt) {
   start("a");
   start("b");
-  dispatch_now("1");
-  dispatch_now("1");  // the same data: the same id
+  bool taken = false;
+  ASSERT_TRUE(run_co(ctx, dispatcher.dispatch(make_event("1", kTimestamp, kCreate)), &taken));
+  EXPECT_TRUE(taken);
+  // The same data: the same id; dispatch() says it was dropped.
+  ASSERT_TRUE(run_co(ctx, dispatcher.dispatch(make_event("1", kTimestamp, kCreate)), &taken));
+  EXPECT_FALSE(taken);
   ASSERT_TRUE(run_until(ctx, [&] { return got["a"].size() == 1 && got["b"].size() == 1; }));
   ctx.poll();
   EXPECT_EQ(got["a"].size(), 1u);
