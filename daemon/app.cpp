@@ -204,10 +204,20 @@ class App {
         });
   }
 
-  // Whether everything the subscription could deliver up to now has been offered: the
-  // primary connection is subscribed.
+  // Whether everything the subscription delivered has been offered to the sinks: the primary
+  // connection is subscribed, no backfill is pending, and no event waits in the dispatcher.
   bool live_is_complete() const {
-    return client_ && client_->subscribed() && !(backfill_ && backfill_->busy());
+    return client_ && client_->subscribed() && !(backfill_ && backfill_->busy()) &&
+           !dispatcher_.blocked();
+  }
+
+  // How far behind `now` live_until stays: a connection that died silently still looks
+  // subscribed until the heartbeat misses its pongs, and a gap is measured from then, not from
+  // the last frame. Claiming less keeps those seconds inside the next backfill.
+  std::chrono::system_clock::duration live_lag() const {
+    return 2 * std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                   dispatcher_.current().config.appwrite.heartbeat) +
+           std::chrono::duration_cast<std::chrono::system_clock::duration>(kCheckpointInterval);
   }
 
   // Every kCheckpointInterval until shutdown: advances live_until while live_is_complete(), and
@@ -219,7 +229,7 @@ class App {
       if (stopping_)
         break;
       if (live_is_complete())
-        tracker_->advance_live(std::chrono::system_clock::now());
+        tracker_->advance_live(std::chrono::system_clock::now() - live_lag());
       // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.
       auto state = tracker_->snapshot();
       co_await save_checkpoints(std::move(state));

@@ -143,8 +143,11 @@ asio::awaitable<bool> Dispatcher::dispatch(EventPtr event) {
   boost::container::small_vector<std::string, 4> accepted;
   bool tracked = false;
   for (bool first = true;; first = false) {
-    while (held_ && !stopped_)
+    while (held_ && !stopped_) {
+      ++waiting_;
       co_await gate_.wait();
+      --waiting_;
+    }
     if (stopped_)
       co_return false;
     const Generation& gen = *current_;
@@ -187,7 +190,9 @@ asio::awaitable<bool> Dispatcher::dispatch(EventPtr event) {
     // Also woken by the gate (a reload's swap, shutdown), so a sink that never frees space
     // cannot keep the client, and with it the drain, from stopping.
     using namespace asio::experimental::awaitable_operators;
+    ++waiting_;
     co_await (full->wait_for_space() || gate_.wait());
+    --waiting_;
   }
 }
 

@@ -87,6 +87,9 @@ class Dispatcher {
   // While held, dispatch() waits, so the socket is not read while a reload changes workers.
   void hold();
   void release();
+  // Whether an event waits in dispatch() (held, or a `block` sink full): it has been read from
+  // the socket but is not in any queue yet, so live delivery is not complete up to now.
+  bool blocked() const { return held_ || waiting_ > 0; }
   // Shutdown: dispatch() returns at once from now on, including the calls waiting now.
   void stop();
 
@@ -105,6 +108,7 @@ class Dispatcher {
   Condition gate_;            // wakes dispatch() on release(), install() and stop()
   DedupWindow dedup_;
   bool held_ = false;
+  int waiting_ = 0;  // dispatch() calls waiting for space or for the hold to end
   bool stopped_ = false;
 };
 

@@ -10,6 +10,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/verb.hpp>
+#include <boost/json/parse.hpp>
 
 #include "core/log.hpp"
 #include "core/utc.hpp"
@@ -21,6 +22,7 @@
 namespace sluice::recovery {
 
 namespace asio = boost::asio;
+namespace json = boost::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using SysTime = std::chrono::system_clock::time_point;
@@ -36,6 +38,19 @@ constexpr seconds kDefaultRetryAfter{5};
 constexpr seconds kMaxRetryAfter{300};
 // How often the run checks whether the subscription is up before it fixes its end.
 constexpr milliseconds kSubscribedPoll{200};
+// Databases, tables or buckets one discovery listing may name: far above any real project, and
+// a bound on what a server that never stops paging can make sluice hold.
+constexpr std::size_t kMaxDiscovered = 100000;
+
+// The `version` of a /health/version answer; empty when the answer is anything else.
+std::string parse_server_version(unsigned status, std::string_view body) {
+  if (status != 200)
+    return {};
+  boost::system::error_code ec;
+  const auto v = json::parse(body, ec);
+  const auto* field = !ec && v.is_object() ? v.as_object().if_contains("version") : nullptr;
+  return field != nullptr && field->is_string() ? std::string(field->as_string()) : std::string();
+}
 
 Millis to_millis(SysTime t) {
   return std::chrono::floor<milliseconds>(t);
@@ -101,16 +116,20 @@ void BackfillRunner::request(std::optional<SysTime> from, std::optional<SysTime>
       tracker_.set_floor(floor_);
     }
   }
-  if (pending_) {
-    if (from)
-      pending_->from = pending_->from ? std::min(*pending_->from, *from) : *from;
-    if (to)
-      pending_->to = pending_->to ? std::max(*pending_->to, *to) : *to;
-  } else {
+  if (pending_)
+    merge(*pending_, Gap{from, to});
+  else
     pending_ = Gap{from, to};
-  }
   metrics_.backfill_running().Set(1);
   wake_.notify_all();
+}
+
+void BackfillRunner::merge(Gap& into, const Gap& gap) {
+  // No start means "from the restored checkpoints" (the downtime before a start): the earliest
+  // of all, so a reconnect merged into it must not replace it with its own, later start.
+  into.from = into.from && gap.from ? std::optional(std::min(*into.from, *gap.from)) : std::nullopt;
+  if (gap.to)
+    into.to = into.to ? std::max(*into.to, *gap.to) : *gap.to;
 }
 
 void BackfillRunner::restart() {
@@ -173,14 +192,10 @@ asio::awaitable<void> BackfillRunner::loop() {
       break;
     if (outcome != Outcome::done) {
       // Listed again from the same floor: what was dispatched already is dropped as a repeat.
-      if (pending_) {
-        if (gap.from)
-          pending_->from = pending_->from ? std::min(*pending_->from, *gap.from) : *gap.from;
-        if (gap.to)
-          pending_->to = pending_->to ? std::max(*pending_->to, *gap.to) : *gap.to;
-      } else {
+      if (pending_)
+        merge(*pending_, gap);
+      else
         pending_ = gap;
-      }
       if (outcome == Outcome::failed) {
         co_await pause(retry, epoch_);
         retry = std::min(retry * 2, kMaxRetry);
@@ -236,6 +251,9 @@ asio::awaitable<std::optional<upstream::RestResponse>> BackfillRunner::call(Call
   calls.next = std::chrono::steady_clock::now() + calls.interval;
   upstream::RestResponse out;
   const auto hs = co_await headers(*calls.appwrite, out.error);
+  // stop() or restart() while the credentials were fetched: their wake-up is gone.
+  if (calls.epoch != epoch_)
+    co_return std::nullopt;
   if (!hs) {
     out.error = "credentials: " + out.error;
     co_return out;
@@ -279,6 +297,15 @@ asio::awaitable<BackfillRunner::Outcome> BackfillRunner::discover(
       }
       metrics_.backfill_requests("ok").Increment();
       const bool last = page.items.size() < kDiscoveryPage;
+      // A server that ignores the cursor would page forever: a page must move it.
+      if (!page.items.empty() && cursor == page.items.back().id) {
+        error = fmt::format("listing {}: the server answered the same page again", base);
+        co_return false;
+      }
+      if (found.size() + page.items.size() > kMaxDiscovered) {
+        error = fmt::format("listing {}: more than {} items", base, kMaxDiscovered);
+        co_return false;
+      }
       if (!page.items.empty())
         cursor = page.items.back().id;
       for (auto& item : page.items)
@@ -340,22 +367,34 @@ asio::awaitable<BackfillRunner::Outcome> BackfillRunner::run(const Gap& gap, std
 
   State state = tracker_.snapshot();
   if (gap.from) {
-    // The gap the client measured; the floor keeps live_until at or below it.
+    // The gap the client measured; live_until, frozen since the floor was set, is normally
+    // before it. The earlier of the two: nothing between them was seen for sure.
     const auto from = to_millis(*gap.from);
-    state.live_until = state.live_until ? std::max(*state.live_until, from) : from;
+    state.live_until = state.live_until ? std::min(*state.live_until, from) : from;
   }
-  const auto link = upstream_();
-  PlanContext context{
-      link.server_version.empty() ? std::nullopt : std::optional<std::string>(link.server_version),
-      to_millis(started_wall), gap.from ? std::optional(to_millis(*gap.from)) : std::nullopt};
+  Calls calls{*endpoint, &appwrite, epoch, std::chrono::steady_clock::now(),
+              std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                  std::chrono::duration<double>(1.0 / config.backfill.rate))};
+  std::string server_version = upstream_().server_version;
+  if (server_version.empty()) {
+    // A fixed `subscribe:` mode skips the client's version probe, but the API generation and
+    // the event shapes to rebuild depend on it.
+    std::string path = "/health/version";
+    const auto answer = co_await call(calls, std::move(path));
+    if (!answer)
+      co_return Outcome::interrupted;
+    server_version = parse_server_version(answer->status, answer->body);
+    if (server_version.empty())
+      co_return fail(fmt::format("could not read the server version (HTTP {}{}{})", answer->status,
+                                 answer->error.empty() ? "" : ": ", answer->error));
+  }
+  PlanContext context{server_version, to_millis(started_wall),
+                      gap.from ? std::optional(to_millis(*gap.from)) : std::nullopt};
   const Plan plan = plan_backfill(config, state, context);
   for (const auto& u : plan.not_covered) {
     log::warn("backfill", "a channel cannot be backfilled",
               {{"route", u.route}, {"channel", u.channel}, {"reason", u.reason}});
   }
-  Calls calls{*endpoint, &appwrite, epoch, std::chrono::steady_clock::now(),
-              std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                  std::chrono::duration<double>(1.0 / config.backfill.rate))};
   std::vector<Target> targets = plan.targets;
   if (plan.discover_databases || plan.discover_buckets) {
     std::string error;
@@ -404,6 +443,17 @@ asio::awaitable<BackfillRunner::Outcome> BackfillRunner::run(const Gap& gap, std
           continue;
         }
         metrics_.backfill_requests("failed").Increment();
+        if (response.status == 400 || response.status == 403 || response.status == 404) {
+          // This table or bucket cannot be listed (gone, not readable, a query it refuses):
+          // retrying would not change that, and would hold every checkpoint back. It is
+          // reported as not covered and the run goes on with the others.
+          log::warn("backfill",
+                    "a table or bucket cannot be listed; its changes in the gap are unknown",
+                    {{"resource", target.key}, {"error", page.error}});
+          report.not_covered.push_back(target.key + ": " + page.error);
+          metrics_.backfill_unknown("not_covered").Increment();
+          break;
+        }
         co_return fail(fmt::format("listing {}: {}", target.key, page.error));
       }
       metrics_.backfill_requests("ok").Increment();
@@ -416,6 +466,7 @@ asio::awaitable<BackfillRunner::Outcome> BackfillRunner::run(const Gap& gap, std
         if (!made.event) {
           log::warn("backfill", "a listed resource could not be made an event; skipped",
                     {{"resource", target.key}, {"error", made.error}});
+          metrics_.backfill_unknown("rejected").Increment();
           continue;
         }
         // Routed here too, for the per-route counts of the gap markers; counted only when the

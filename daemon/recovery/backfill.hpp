@@ -65,6 +65,8 @@ class BackfillRunner {
     std::optional<std::chrono::system_clock::time_point> from, to;
   };
   enum class Outcome { done, failed, interrupted };
+  // Adds `gap` to `into` (a pending request): the earlier start, the later end.
+  static void merge(Gap& into, const Gap& gap);
   // The REST calls of one run: paced at backfill.rate, cut off by stop() and restart().
   struct Calls {
     net::Endpoint endpoint;

@@ -115,6 +115,21 @@ struct CheckpointTracker::Shared {
     }
   }
 
+  // Between two instants still in flight only the newest released one can become the
+  // checkpoint (fold() takes the newest below the oldest in flight at once), so the others are
+  // dropped: one event stuck in flight does not make the tracker keep every later instant.
+  static void compact(Resource& r, Millis at) {
+    auto above = r.in_flight.upper_bound(at);
+    if (above == r.in_flight.begin())
+      return;  // nothing in flight at or before `at`: fold() takes it now
+    const Millis low = std::prev(above)->first;
+    const Millis high = above == r.in_flight.end() ? Millis::max() : above->first;
+    const auto first = r.released.lower_bound(low);
+    const auto last = r.released.lower_bound(high);
+    if (first != last)
+      r.released.erase(first, std::prev(last));
+  }
+
   void release(const std::string& key, Millis at, std::string id) {
     const std::lock_guard lock(mutex);
     --in_flight;
@@ -124,6 +139,7 @@ struct CheckpointTracker::Shared {
     auto& ids = r.released[at];
     if (!id.empty() && ids.size() < kMaxIdsPerCheckpoint)
       ids.push_back(std::move(id));
+    compact(r, at);
     fold(r);
   }
 };
@@ -222,6 +238,14 @@ void CheckpointTracker::restore(State state) {
 std::size_t CheckpointTracker::in_flight() const {
   const std::lock_guard lock(shared_->mutex);
   return shared_->in_flight;
+}
+
+std::size_t CheckpointTracker::waiting_instants() const {
+  const std::lock_guard lock(shared_->mutex);
+  std::size_t n = 0;
+  for (const auto& [key, r] : shared_->resources)
+    n += r.released.size();
+  return n;
 }
 
 }  // namespace sluice::recovery

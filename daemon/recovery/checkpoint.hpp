@@ -87,6 +87,8 @@ class CheckpointTracker {
 
   // Events tracked and not yet released (for tests and /status).
   std::size_t in_flight() const;
+  // Released instants kept because an older event is still in flight (bounded by in_flight()).
+  std::size_t waiting_instants() const;
 
  private:
   struct Shared;

@@ -148,6 +148,27 @@ TEST(CheckpointTracker, AnOlderEventInFlightHoldsTheCheckpoint) {
   EXPECT_THAT(cp.ids, ElementsAre("young"));
 }
 
+// One event stuck in flight (a sink retrying it) while thousands after it are delivered: the
+// tracker keeps one released instant per gap between events in flight, not every instant.
+TEST(CheckpointTracker, AStuckEventDoesNotMakeItKeepEveryLaterInstant) {
+  CheckpointTracker tracker;
+  auto stuck = tracker.track(row("stuck", 100));
+  for (int ms = 101; ms < 5101; ++ms)
+    tracker.track(row("r" + std::to_string(ms), ms)).reset();
+  auto mid = tracker.track(row("mid", 6000));
+  tracker.track(row("late", 7000)).reset();
+  EXPECT_LE(tracker.waiting_instants(), 2u);
+  EXPECT_TRUE(tracker.snapshot().resources.empty());
+  stuck.reset();  // everything before `mid` is delivered
+  auto cp = tracker.snapshot().resources.at("databases/shop/tables/orders");
+  EXPECT_EQ(cp.updated_at, at(5100));
+  EXPECT_THAT(cp.ids, ElementsAre("r5100"));
+  mid.reset();
+  cp = tracker.snapshot().resources.at("databases/shop/tables/orders");
+  EXPECT_EQ(cp.updated_at, at(7000));
+  EXPECT_EQ(tracker.waiting_instants(), 0u);
+}
+
 TEST(CheckpointTracker, OneInFlightAtTheSameInstantHoldsItsSiblings) {
   CheckpointTracker tracker;
   auto first = tracker.track(row("x", 100));
