@@ -356,6 +356,7 @@ class GapRecoveryTest(IntegrationTest):
         # Bounded: the backfill holds a page at a time, not the gap.
         self.assertLess(peak[0] - rss_before, 64 << 20, f"RSS grew {peak[0] - rss_before}")
         print(f"large gap: {n} rows recovered in {seconds:.2f} s "
+              f"(the backfill itself {s.metric('sluice_backfill_last_duration_seconds'):.2f} s) "
               f"({s.metric('sluice_backfill_requests_total', result='ok'):.0f} requests), "
               f"RSS {rss_before / 1e6:.1f} → peak {peak[0] / 1e6:.1f} MB")
 
