@@ -50,21 +50,40 @@ std::optional<Millis> timestamp_of(const json::object& row, std::string_view key
   return upstream::parse_timestamp(field->as_string());
 }
 
+// One query as an object, members in the order the SDKs' JSON.stringify gives them: method,
+// attribute, values.
+json::object query_object(std::string_view method, std::string_view attribute, json::array values) {
+  json::object o;
+  o["method"] = method;
+  if (!attribute.empty())
+    o["attribute"] = attribute;
+  if (!values.empty())
+    o["values"] = std::move(values);
+  return o;
+}
+
 }  // namespace
 
 std::string query_json(std::string_view method, std::string_view attribute,
                        std::optional<std::string> string_value,
                        std::optional<std::int64_t> number_value) {
-  // Member order as the SDKs' JSON.stringify gives it: method, attribute, values.
-  json::object o;
-  o["method"] = method;
-  if (!attribute.empty())
-    o["attribute"] = attribute;
+  json::array values;
   if (string_value)
-    o["values"] = json::array{json::string(*string_value)};
+    values.emplace_back(json::string(*string_value));
   else if (number_value)
-    o["values"] = json::array{*number_value};
-  return json::serialize(o);
+    values.emplace_back(*number_value);
+  return json::serialize(query_object(method, attribute, std::move(values)));
+}
+
+std::string after_key_query(Millis updated_at, std::string_view id) {
+  // Query.or / Query.and parse their inner queries' JSON back into objects (not strings) and
+  // leave `attribute` out.
+  const json::string at(appwrite_time(updated_at));
+  json::array both{query_object("equal", "$updatedAt", json::array{at}),
+                   query_object("greaterThan", "$id", json::array{json::string(id)})};
+  json::array either{query_object("greaterThan", "$updatedAt", json::array{at}),
+                     query_object("and", "", std::move(both))};
+  return json::serialize(query_object("or", "", std::move(either)));
 }
 
 Pager::Pager(Target target, Millis until, std::uint32_t page_size)
@@ -98,15 +117,13 @@ std::string Pager::next_path() const {
       break;
   }
   std::vector<std::string> queries = {
-      query_json("greaterThanEqual", "$updatedAt",
-                 appwrite_time(last_ ? last_->first : target_.from)),
+      last_ ? after_key_query(last_->first, last_->second)
+            : query_json("greaterThanEqual", "$updatedAt", appwrite_time(target_.from)),
       query_json("lessThanEqual", "$updatedAt", appwrite_time(until_)),
       query_json("orderAsc", "$updatedAt", std::nullopt),
       query_json("orderAsc", "$id", std::nullopt),
       query_json("limit", "", std::nullopt, page_size_),
   };
-  if (use_cursor_ && last_)
-    queries.push_back(query_json("cursorAfter", "", last_->second));
   for (std::size_t i = 0; i < queries.size(); ++i)
     path += fmt::format("{}queries%5B{}%5D={}", i == 0 ? '?' : '&', i, encode(queries[i]));
   return path;
@@ -115,11 +132,6 @@ std::string Pager::next_path() const {
 Pager::Outcome Pager::on_response(unsigned status, std::string_view body,
                                   std::optional<std::chrono::seconds> retry_after) {
   Outcome out;
-  if (status == 400 && use_cursor_) {
-    // The cursor row was deleted since the last page: list again from its $updatedAt.
-    use_cursor_ = false;
-    return out;
-  }
   if (status == 429 || status == 503) {
     out.error = appwrite_error(status, body);
     out.retry_after = retry_after;
@@ -177,17 +189,11 @@ Pager::Outcome Pager::on_response(unsigned status, std::string_view body,
   }
   ++pages_;
   last_ = std::move(last);
-  const bool full = items.size() == page_size_;
-  const bool progress = !out.rows.empty();
-  stalled_ = progress ? 0 : stalled_ + 1;
-  if ((!full && !use_cursor_) || stalled_ >= 2) {
-    // A short page without a cursor lists everything after the last row; two pages in a row
-    // without a new row mean neither way moves on.
+  stalled_ = out.rows.empty() ? stalled_ + 1 : 0;
+  // A short page lists everything after the last key; a full page without a new row can only
+  // come from a server that ignores the key, and two in a row stop the listing.
+  if (items.size() < page_size_ || stalled_ >= 2)
     done_ = true;
-  } else {
-    // A full page continues by cursor; a short page after a cursor is checked once without one.
-    use_cursor_ = last_.has_value() && full && (progress || !use_cursor_);
-  }
   return out;
 }
 

@@ -15,12 +15,14 @@
 // code: it writes each request's path and judges each answer; the runner does the I/O.
 //
 // Rows come in ($updatedAt, $id) order between the target's `from` and `until` (the run's
-// start: anything newer arrives live). Paging is by cursor (cursorAfter the last row), but a
-// row changed while the listing runs moves past `until`, and a cursor on it would jump there
-// too: so a short page after a cursor is checked once more without one, from the last
-// $updatedAt seen, and only rows after the last (updatedAt, id) seen are ever taken. Paging
-// thus never loops and never skips a row (short of more than a page of rows sharing one
-// millisecond while one of them changes). Owned by the runner; not thread-safe.
+// start plus a margin: anything newer arrives live). Paging is by key, never by cursor: after
+// the first page each request asks only for rows strictly after the last ($updatedAt, $id)
+// taken. Appwrite's cursorAfter would position at the cursor row's current $updatedAt, so a
+// row changed during the listing would make a cursor jump past rows not yet listed; a key does
+// not move. A row changed during the listing moves to a later key: it is listed again there
+// (still inside `until`) or arrives live, and every row's key only grows, so paging never
+// skips a row and never loops, however many rows share one millisecond. Owned by the runner;
+// not thread-safe.
 namespace sluice::recovery {
 
 // One query as Appwrite's SDKs write it (Query.toString(): JSON of method, attribute, values;
@@ -28,6 +30,11 @@ namespace sluice::recovery {
 std::string query_json(std::string_view method, std::string_view attribute,
                        std::optional<std::string> string_value,
                        std::optional<std::int64_t> number_value = std::nullopt);
+
+// Rows strictly after (updated_at, id), as the SDK writes it:
+// Query.or([Query.greaterThan("$updatedAt", T),
+//           Query.and([Query.equal("$updatedAt", [T]), Query.greaterThan("$id", id)])]).
+std::string after_key_query(Millis updated_at, std::string_view id);
 
 // The largest page body accepted: a row is at most a few hundred KiB in Appwrite, and this
 // bounds the memory of one page whatever the server sends.
@@ -65,8 +72,7 @@ class Pager {
   Target target_;
   Millis until_;
   std::uint32_t page_size_;
-  std::optional<std::pair<Millis, std::string>> last_;  // the last row taken
-  bool use_cursor_ = false;                             // the next request sends cursorAfter
+  std::optional<std::pair<Millis, std::string>> last_;  // the key of the last row taken
   bool done_ = false;
   int stalled_ = 0;  // pages in a row that brought no new row
   std::uint64_t pages_ = 0;

@@ -206,6 +206,13 @@ TEST(BackfillPagerTest, QueriesAreWrittenAsAppwritesSdkWritesThem) {
             R"({"method":"orderAsc","attribute":"$id"})");
   EXPECT_EQ(query_json("limit", "", std::nullopt, 500), R"({"method":"limit","values":[500]})");
   EXPECT_EQ(query_json("cursorAfter", "", "r9"), R"({"method":"cursorAfter","values":["r9"]})");
+  // Query.or([Query.greaterThan("$updatedAt", T), Query.and([Query.equal("$updatedAt", [T]),
+  // Query.greaterThan("$id", "r9")])]): the SDK parses inner queries back into objects.
+  EXPECT_EQ(
+      after_key_query(kNow, "r9"),
+      R"({"method":"or","values":[{"method":"greaterThan","attribute":"$updatedAt","values":["2026-12-06T12:00:00.000+00:00"]},)"
+      R"({"method":"and","values":[{"method":"equal","attribute":"$updatedAt","values":["2026-12-06T12:00:00.000+00:00"]},)"
+      R"({"method":"greaterThan","attribute":"$id","values":["r9"]}]}]})");
 }
 
 Target table_target(Api api = Api::tablesdb) {
@@ -252,48 +259,64 @@ TEST(BackfillPagerTest, TheRequestPathListsByUpdatedAtThenIdFromTheTargetsStart)
                   .starts_with("/storage/buckets/b/files?"));
 }
 
-// A table as Appwrite lists it: filters and order on ($updatedAt, $id), limit, and cursorAfter
-// by the cursor row's current values (400 when it no longer exists), as Appwrite does.
+// A table as Appwrite lists it: the filters the pager sends (and, or, equal and comparisons on
+// $updatedAt as instants and on $id as text), ordered by ($updatedAt, $id), limited.
 struct FakeTable {
   std::map<std::string, Millis> rows;  // $id -> $updatedAt
   std::string key = "rows";
+  bool ignore_filters = false;  // a broken server: answers every request alike
   int requests = 0;
+
+  static bool matches(const json::object& q, Millis at, const std::string& id) {
+    const std::string_view method = q.at("method").as_string();
+    const auto& values = q.at("values").as_array();
+    if (method == "and" || method == "or") {
+      const auto inner = [&](const json::value& v) { return matches(v.as_object(), at, id); };
+      return method == "and" ? std::all_of(values.begin(), values.end(), inner)
+                             : std::any_of(values.begin(), values.end(), inner);
+    }
+    const std::string_view attribute = q.at("attribute").as_string();
+    int c = 0;
+    if (attribute == "$updatedAt") {
+      const auto other = upstream::parse_timestamp(values.at(0).as_string());
+      EXPECT_TRUE(other.has_value());
+      c = at < *other ? -1 : at > *other ? 1 : 0;
+    } else {
+      EXPECT_EQ(attribute, "$id");
+      const std::string_view other = values.at(0).as_string();
+      c = id < other ? -1 : id > other ? 1 : 0;
+    }
+    if (method == "equal")
+      return c == 0;
+    if (method == "greaterThan")
+      return c > 0;
+    if (method == "greaterThanEqual")
+      return c >= 0;
+    if (method == "lessThanEqual")
+      return c <= 0;
+    ADD_FAILURE() << "unexpected filter " << method;
+    return false;
+  }
 
   std::pair<unsigned, std::string> answer(const std::string& path) {
     ++requests;
-    std::optional<Millis> min, max;
     std::size_t limit = 25;
-    std::optional<std::string> cursor;
-    for (const auto& q : queries_of(path)) {
-      const auto method = q.at("method").as_string();
-      const auto value = [&] { return q.at("values").as_array().at(0); };
-      if (method == "greaterThanEqual")
-        min = upstream::parse_timestamp(value().as_string());
-      else if (method == "lessThanEqual")
-        max = upstream::parse_timestamp(value().as_string());
-      else if (method == "limit")
-        limit = static_cast<std::size_t>(value().as_int64());
-      else if (method == "cursorAfter")
-        cursor = std::string(value().as_string());
+    std::vector<json::object> filters;
+    for (auto& q : queries_of(path)) {
+      const std::string_view method = q.at("method").as_string();
+      if (method == "limit")
+        limit = static_cast<std::size_t>(q.at("values").as_array().at(0).as_int64());
+      else if (method != "orderAsc")
+        filters.push_back(std::move(q));
     }
     std::vector<std::pair<Millis, std::string>> sorted;
     for (const auto& [id, at] : rows)
-      if ((!min || at >= *min) && (!max || at <= *max))
+      if (ignore_filters || std::all_of(filters.begin(), filters.end(),
+                                        [&](const auto& q) { return matches(q, at, id); }))
         sorted.emplace_back(at, id);
     std::sort(sorted.begin(), sorted.end());
-    std::size_t start = 0;
-    if (cursor) {
-      const auto it = rows.find(*cursor);
-      if (it == rows.end())
-        return {
-            400,
-            R"({"message":"Row for the 'cursor' value not found.","code":400,"type":"general_argument_invalid"})"};
-      const std::pair<Millis, std::string> at{it->second, it->first};
-      start = static_cast<std::size_t>(std::upper_bound(sorted.begin(), sorted.end(), at) -
-                                       sorted.begin());
-    }
     json::array list;
-    for (std::size_t i = start; i < sorted.size() && list.size() < limit; ++i) {
+    for (std::size_t i = 0; i < sorted.size() && list.size() < limit; ++i) {
       const auto text = format_utc_millis(sorted[i].first, "+00:00");
       list.push_back(json::object{{"$id", sorted[i].second},
                                   {"$createdAt", format_utc_millis(kNow - 1h, "+00:00")},
@@ -324,19 +347,77 @@ std::vector<std::string> drain(Pager& pager, FakeTable& table,
   return taken;
 }
 
-TEST(BackfillPagerTest, PagesByCursorUntilAShortPageAndTakesEveryRowOnce) {
+TEST(BackfillPagerTest, PagesByKeyUntilAShortPageAndTakesEveryRowOnce) {
   FakeTable table;
   for (int i = 0; i < 12; ++i)
     table.rows[fmt::format("r{:02}", i)] = kNow - 50s + std::chrono::seconds(i);
   table.rows["old"] = kNow - 2h;  // before `from`
   table.rows["new"] = kNow + 1s;  // after `until`: it arrives live
   Pager pager(table_target(), kNow, 5);
-  const auto taken = drain(pager, table);
+  std::vector<std::string> paths;
+  std::vector<std::string> taken;
+  while (!pager.done() && paths.size() < 10) {
+    paths.push_back(pager.next_path());
+    const auto [status, body] = table.answer(paths.back());
+    for (const auto& row : pager.on_response(status, body, std::nullopt).rows)
+      taken.emplace_back(row.row.at("$id").as_string());
+  }
   ASSERT_EQ(taken.size(), 12u);
   for (int i = 0; i < 12; ++i)
     EXPECT_EQ(taken[i], fmt::format("r{:02}", i));
-  EXPECT_LE(table.requests, 5);  // 3 pages, and one check without the cursor
-  EXPECT_EQ(pager.pages(), static_cast<std::uint64_t>(table.requests));
+  ASSERT_EQ(paths.size(), 3u);  // 5 + 5 + 2: the short page ends the listing
+  EXPECT_EQ(pager.pages(), 3u);
+  // After the first page, the first query is the key of the last row taken, never a cursor.
+  const auto q = queries_of(paths[1]);
+  ASSERT_EQ(q.size(), 5u);
+  EXPECT_EQ(json::serialize(q[0]), after_key_query(kNow - 50s + 4s, "r04"));
+  for (const auto& path : paths)
+    EXPECT_EQ(path.find("cursor"), std::string::npos) << path;
+}
+
+TEST(BackfillPagerTest, ARowChangedAfterItsPageDoesNotMoveTheListingPastOthers) {
+  // Page size 2: a@1 b@2 c@3 d@4. After the first page (a, b), b changes to @50 and f appears
+  // at @60. A cursor after b would start at b's new time and hide c and d.
+  FakeTable table;
+  const auto at = [](int s) { return kNow - 65s + std::chrono::seconds(s); };
+  table.rows = {{"a", at(1)}, {"b", at(2)}, {"c", at(3)}, {"d", at(4)}};
+  Pager pager(table_target(), kNow, 2);
+  const auto taken = drain(pager, table, [&](int page) {
+    if (page == 0) {
+      table.rows["b"] = at(50);
+      table.rows["f"] = at(60);
+    }
+  });
+  EXPECT_EQ(taken, (std::vector<std::string>{"a", "b", "c", "d", "b", "f"}));
+}
+
+TEST(BackfillPagerTest, RowsSharingAMillisecondBeyondAPageSurviveChangesDuringTheListing) {
+  FakeTable table;
+  for (int i = 0; i < 8; ++i)
+    table.rows[fmt::format("s{}", i)] = kNow - 30s;  // more than two pages in one millisecond
+  table.rows["z"] = kNow - 20s;
+  Pager pager(table_target(), kNow, 3);
+  const auto taken = drain(pager, table, [&](int page) {
+    if (page == 0) {
+      table.rows["s2"] = kNow - 25s;  // the last row taken changes
+      table.rows["s5"] = kNow - 25s;  // a row not listed yet changes
+    }
+    if (page == 1)
+      table.rows["s7"] = kNow + 3s;  // changes past `until`: it arrives live
+  });
+  // s2 is listed in both its versions, s5 once at its new time, s7 not (live delivers it).
+  EXPECT_EQ(taken, (std::vector<std::string>{"s0", "s1", "s2", "s3", "s4", "s6", "s2", "s5", "z"}));
+}
+
+TEST(BackfillPagerTest, AServerIgnoringTheKeyStopsTheListingAfterTwoPagesWithoutANewRow) {
+  FakeTable table;
+  table.ignore_filters = true;
+  for (int i = 0; i < 6; ++i)
+    table.rows[fmt::format("r{}", i)] = kNow - 30s + std::chrono::seconds(i);
+  Pager pager(table_target(), kNow, 2);
+  const auto taken = drain(pager, table);
+  EXPECT_EQ(taken, (std::vector<std::string>{"r0", "r1"}));
+  EXPECT_EQ(table.requests, 3);
 }
 
 TEST(BackfillPagerTest, RowsThatChangeWhileListedNeitherLoopNorHideOthers) {
@@ -346,11 +427,11 @@ TEST(BackfillPagerTest, RowsThatChangeWhileListedNeitherLoopNorHideOthers) {
   Pager pager(table_target(), kNow, 5);
   const auto taken = drain(pager, table, [&](int page) {
     if (page == 0) {
-      table.rows["r04"] = kNow + 5s;  // the cursor row changes: Appwrite's cursor would jump
+      table.rows["r04"] = kNow + 5s;  // the last row taken changes: a cursor would jump
       table.rows["r07"] = kNow + 6s;  // a row not listed yet changes: it arrives live
     }
     if (page == 1)
-      table.rows["r02"] = kNow - 50s + 15500ms;  // a listed row moves ahead of the cursor
+      table.rows["r02"] = kNow - 50s + 15500ms;  // a listed row moves ahead of the key
   });
   std::map<std::string, int> times;
   for (const auto& id : taken)
@@ -364,7 +445,7 @@ TEST(BackfillPagerTest, RowsThatChangeWhileListedNeitherLoopNorHideOthers) {
   EXPECT_LT(table.requests, 15);
 }
 
-TEST(BackfillPagerTest, ADeletedCursorRowListsAgainFromItsTime) {
+TEST(BackfillPagerTest, ADeletedRowDoesNotDisturbTheListing) {
   FakeTable table;
   for (int i = 0; i < 10; ++i)
     table.rows[fmt::format("r{:02}", i)] = kNow - 50s + std::chrono::seconds(i);
@@ -377,7 +458,7 @@ TEST(BackfillPagerTest, ADeletedCursorRowListsAgainFromItsTime) {
                                              "r08", "r09"}));
 }
 
-TEST(BackfillPagerTest, MoreRowsAtOneInstantThanAPageArePagedByCursor) {
+TEST(BackfillPagerTest, MoreRowsAtOneInstantThanAPageArePagedByKey) {
   FakeTable table;
   for (int i = 0; i < 7; ++i)
     table.rows[fmt::format("r{}", i)] = kNow - 30s;
