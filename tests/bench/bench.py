@@ -52,10 +52,11 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --- /proc ------------------------------------------------------------------------------------
-def cpu_seconds(pid):
+def cpu_times(pid):
+    """(user s, system s, minor page faults) of a process: fields 14, 15 and 10 of its stat."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime: fields 14 and 15
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS, int(fields[7])
 
 
 def status_mb(pid, key):
@@ -268,16 +269,22 @@ class Bench:
         s, _ = self.start(kind, routes, probe.port if probe else 0)
         try:
             self.emu.wait_connections(1)
-            cpu0 = cpu_seconds(s.proc.pid)
+            user0, sys0, faults0 = cpu_times(s.proc.pid)
             started = time.monotonic()
             self.emu.stream(n, rate=0, **stream_args())
             wait_for(lambda: self.sent(s) >= n, 600, "every event delivered", interval=0.01)
             secs = time.monotonic() - started
-            cpu = cpu_seconds(s.proc.pid) - cpu0
+            user1, sys1, faults1 = cpu_times(s.proc.pid)
             peak = status_mb(s.proc.pid, "VmHWM")
             requests = probe.result()["requests"] if probe else None
             self.stop(s)
-            return {"rate": n / secs, "cpu_per_m": cpu / n * 1e6, "rss_max": peak,
+            user, system = (user1 - user0) / n * 1e6, (sys1 - sys0) / n * 1e6
+            # Every run, not only the fastest: the split shows which side moved when one is slow
+            # (a run whose system time jumps is paying the kernel or the VM, see the README).
+            print(f"  run: {kind}: {n / secs:.0f} events/s, CPU s/Mev {user:.2f} user + "
+                  f"{system:.2f} system, {(faults1 - faults0) / n * 1e3:.0f} minor faults per "
+                  f"1,000 events, RSSmax {peak:.1f} MB", file=sys.stderr, flush=True)
+            return {"rate": n / secs, "cpu_per_m": user + system, "rss_max": peak,
                     "req_rate": requests / secs if requests is not None else None}
         finally:
             if probe:
@@ -286,9 +293,14 @@ class Bench:
                 s.proc.kill()
 
 
-def remove_runs(workdir):
-    """Deletes the runs' output (up to ~0.4 GB each) at once: left in place, the kernel writes
-    it back 30 s later (vm.dirty_expire_centisecs), in the middle of a later measurement."""
+def remove_runs(workdir, keep=False):
+    """Deletes the runs' output (up to ~0.4 GB each) at once. Left in place, the page cache grows
+    by that much per run: the kernel writes it back in the middle of later measurements, and on
+    a virtual machine that hands its free memory back to the host, new page-cache pages come
+    from memory the host must supply again on first touch, which made the file sink's writes
+    several times dearer (the README's "Known variance"). --keep-output skips this, to show it."""
+    if keep:
+        return
     for run in glob.glob(os.path.join(workdir, "run*")):
         shutil.rmtree(run, ignore_errors=True)
 
@@ -380,6 +392,9 @@ def main():
                         help="baseline runs; the fastest is the ceiling")
     parser.add_argument("--runs", type=int, default=3,
                         help="max-rate runs per scenario; the fastest is reported")
+    parser.add_argument("--keep-output", action="store_true",
+                        help="keep every run's output until the end, as the bench once did: "
+                             "reproduces the slow phase described in the README")
     args = parser.parse_args()
     bin_dir = os.path.abspath(args.bin)
     wanted = [w for w in args.only.split(",") if w]
@@ -404,11 +419,11 @@ def main():
                 rows = []
                 for label, kind, routes in scenarios:
                     fixed = bench.fixed_rate(kind, routes)
-                    remove_runs(workdir)
+                    remove_runs(workdir, args.keep_output)
                     fast = None
                     for _ in range(args.runs):  # the fastest run is the one least disturbed
                         run = bench.max_rate(kind, routes)
-                        remove_runs(workdir)
+                        remove_runs(workdir, args.keep_output)
                         if fast is None or run["rate"] > fast["rate"]:
                             fast = run
                     rows.append((label, fixed, fast))
