@@ -20,15 +20,12 @@
 #include "config/loader.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
-#include "core/utc.hpp"
 #include "daemon/admin/server.hpp"
 #include "daemon/admin/status.hpp"
 #include "daemon/condition.hpp"
 #include "daemon/config_watcher.hpp"
 #include "daemon/dispatcher.hpp"
-#include "daemon/recovery/backfill.hpp"
-#include "daemon/recovery/checkpoint.hpp"
-#include "daemon/recovery/checkpoint_store.hpp"
+#include "daemon/recovery/recovery.hpp"
 #include "daemon/reload_plan.hpp"
 #include "daemon/systemd_notify.hpp"
 #include "daemon/upstream/client.hpp"
@@ -53,9 +50,6 @@ constexpr std::chrono::seconds kDrainGrace{20};
 constexpr std::chrono::seconds kCancelGrace{1};
 // How long the old connection of a URL-mode switch-over may take to answer its last ping.
 constexpr std::chrono::seconds kSwitchGrace{5};
-// How often the checkpoints are saved (when they changed) and live_until advances. A crash
-// loses at most this much progress, which the next start recovers again from Appwrite.
-constexpr std::chrono::seconds kCheckpointInterval{1};
 
 upstream::Subscription make_subscription(const Generation& gen) {
   upstream::Subscription subscription;
@@ -99,12 +93,9 @@ class App {
       return kExitRuntime;
     asio::co_spawn(io_, handle_signals(), asio::detached);
     asio::co_spawn(io_, reloader(), asio::detached);
-    if (tracker_)
-      in_background(checkpointer());
-    if (backfill_) {
-      backfill_->start();
-      if (restored_)
-        backfill_->request(std::nullopt, std::nullopt);  // the downtime before this start
+    if (recovery_) {
+      in_background(recovery_->checkpointer());
+      recovery_->start();
     }
     const auto& gen = dispatcher_.current();
     for (auto& w : gen.workers)
@@ -147,8 +138,14 @@ class App {
       gen->workers.push_back(std::move(worker));
     }
     dispatcher_.install(gen);
-    if (gen->config.backfill.enabled)
-      start_recovery(gen->config.state_dir);
+    if (gen->config.backfill.enabled) {
+      recovery_ = std::make_unique<recovery::Recovery>(
+          io_.get_executor(), gen->config.state_dir, dispatcher_, metrics_, pool_, [this] {
+            return recovery::BackfillRunner::Upstream{
+                .subscribed = client_ && client_->subscribed(),
+                .server_version = client_ ? client_->status().server_version : std::string()};
+          });
+    }
 
     std::string error;
     client_ = make_client(gen->config.appwrite, make_subscription(*gen), error);
@@ -179,76 +176,6 @@ class App {
     return true;
   }
 
-  // The tracker and its store; the checkpoints saved by the previous run, if any, are restored
-  // (read here, before the loop runs: a small file). An unusable file or state_dir is logged
-  // and counted by the store, and recovery goes on without it.
-  void start_recovery(const std::string& state_dir) {
-    store_ = std::make_unique<recovery::CheckpointStore>(
-        state_dir, [this](std::string_view op) { metrics_.checkpoint_errors(op).Increment(); });
-    tracker_ = std::make_unique<recovery::CheckpointTracker>();
-    restored_ = store_->load();
-    if (restored_) {
-      tracker_->restore(*restored_);
-      last_saved_ = *restored_;
-      log::info(
-          "recovery", "checkpoints restored",
-          {{"path", store_->path()}, {"resources", std::to_string(restored_->resources.size())}});
-    }
-    metrics_.checkpoint_resources().Set(static_cast<double>(tracker_->snapshot().resources.size()));
-    dispatcher_.set_tracker(tracker_.get());
-    backfill_ = std::make_unique<recovery::BackfillRunner>(
-        io_.get_executor(), dispatcher_, *tracker_, metrics_, [this] {
-          return recovery::BackfillRunner::Upstream{
-              .subscribed = client_ && client_->subscribed(),
-              .server_version = client_ ? client_->status().server_version : std::string()};
-        });
-  }
-
-  // Whether everything the subscription delivered has been offered to the sinks: the primary
-  // connection is subscribed, no backfill is pending, and no event waits in the dispatcher.
-  bool live_is_complete() const {
-    return client_ && client_->subscribed() && !(backfill_ && backfill_->busy()) &&
-           !dispatcher_.blocked();
-  }
-
-  // How far behind `now` live_until stays: a connection that died silently still looks
-  // subscribed until the heartbeat misses its pongs, and a gap is measured from then, not from
-  // the last frame. Claiming less keeps those seconds inside the next backfill.
-  std::chrono::system_clock::duration live_lag() const {
-    return 2 * std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                   dispatcher_.current().config.appwrite.heartbeat) +
-           std::chrono::duration_cast<std::chrono::system_clock::duration>(kCheckpointInterval);
-  }
-
-  // Every kCheckpointInterval until shutdown: advances live_until while live_is_complete(), and
-  // saves the checkpoints when they changed. shutdown() writes the last one.
-  asio::awaitable<void> checkpointer() {
-    while (!stopping_) {
-      checkpoint_timer_.expires_after(kCheckpointInterval);
-      co_await checkpoint_timer_.async_wait(use_tuple);
-      if (stopping_)
-        break;
-      if (live_is_complete())
-        tracker_->advance_live(std::chrono::system_clock::now() - live_lag());
-      // Named, not a temporary in the co_await: GCC 12 destroys such temporaries twice.
-      auto state = tracker_->snapshot();
-      co_await save_checkpoints(std::move(state));
-    }
-  }
-
-  // Writes `state` unless it is what the file already holds. On the pool: it fsyncs.
-  asio::awaitable<void> save_checkpoints(recovery::State state) {
-    metrics_.checkpoint_resources().Set(static_cast<double>(state.resources.size()));
-    if (last_saved_ && *last_saved_ == state)
-      co_return;
-    auto save = [store = store_.get(), &state] { return store->save(state); };
-    const bool saved = co_await pool_.run(std::move(save));
-    if (!saved)
-      co_return;  // logged and counted by the store; the next tick tries again
-    metrics_.checkpoint_saves().Increment();
-    last_saved_ = std::move(state);
-  }
-
   // A worker for `sink`, or nullptr with `error` set. Opening a disk buffer blocks while it
   // recovers: acceptable at start-up and reload.
   std::shared_ptr<sinks::SinkWorker> make_worker(const config::SinkConfig& sink,
@@ -277,11 +204,8 @@ class App {
     if (!client->init(error))
       return nullptr;
     client->on_gap([this](auto from, auto to) {
-      if (backfill_) {
-        log::warn(
-            "upstream", "events may be missing: the subscription was down; recovering them",
-            {{"from", format_utc_millis(from, "+00:00")}, {"to", format_utc_millis(to, "+00:00")}});
-        backfill_->request(from, to);  // it writes the gap markers once it knows the counts
+      if (recovery_) {
+        recovery_->on_gap(from, to);
         return;
       }
       dispatcher_.write_gap_markers(from, to, [&](const config::RouteConfig& route) {
@@ -341,8 +265,8 @@ class App {
                        .largest_frame_bytes = s.largest_frame_bytes,
                        .url_bytes = s.url_bytes,
                        .widened = s.widened};
-    if (backfill_)
-      report.recovery = backfill_->status();
+    if (recovery_)
+      report.recovery = recovery_->status();
     report.config = {
         .path = gen.config.path, .reloads = reloads_, .last_reload_error = last_reload_error_};
     for (std::size_t i = 0; i < gen.workers.size(); ++i) {
@@ -476,8 +400,8 @@ class App {
     dispatcher_.release();
 
     change_subscription(previous->config.appwrite);
-    if (backfill_)
-      backfill_->restart();  // a backfill in progress lists again under the new routes
+    if (recovery_)
+      recovery_->restart();  // a backfill in progress lists again under the new routes
     ++reloads_;
     last_reload_error_.clear();
     metrics_.config_reloads(true).Increment();
@@ -652,8 +576,8 @@ class App {
     boost::system::error_code ignored;
     signals_.cancel(ignored);
     dispatcher_.stop();
-    if (backfill_)
-      backfill_->stop();
+    if (recovery_)
+      recovery_->stop();
     reload_wake_.notify_all();
     if (watcher_)
       watcher_->stop();
@@ -663,14 +587,13 @@ class App {
       retire_client(std::move(next_client_), false);
     client_->stop();
     co_await client_->stopped();
-    if (backfill_)
-      co_await backfill_->stopped();
-    checkpoint_timer_.cancel();
+    if (recovery_)
+      co_await recovery_->stopped();
     // What the checkpoints may claim before the drain: a record a memory buffer loses at the
     // deadline is released like a delivered one, so after such a loss the drain's progress
     // is not saved and the next start recovers from here.
     const auto before_drain =
-        tracker_ ? std::optional(tracker_->snapshot()) : std::optional<recovery::State>();
+        recovery_ ? std::optional(recovery_->snapshot()) : std::optional<recovery::State>();
     // Drain every sink concurrently against one deadline, with any still draining. A sink
     // can be inside a deliver() that outlasts it (a request with a long timeout to a receiver
     // that never answers): the drain is bounded by exiting without it (exit_now()).
@@ -678,9 +601,9 @@ class App {
       in_background(stop_worker(w, deadline));
     while (background_ > 0)
       co_await background_done_.wait();
-    if (tracker_) {
-      auto state = lost_at_stop_ == 0 ? tracker_->snapshot() : *before_drain;
-      co_await save_checkpoints(std::move(state));
+    if (recovery_) {
+      auto state = lost_at_stop_ == 0 ? recovery_->snapshot() : *before_drain;
+      co_await recovery_->save(std::move(state));
     }
     hard_stop_.cancel();
     if (lost_at_stop_ > 0 && exit_code_ == kExitOk)
@@ -725,15 +648,7 @@ class App {
   std::unique_ptr<upstream::RealtimeClient> next_client_;  // a reload's, until it subscribes
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<ConfigWatcher> watcher_;
-  // Gap recovery (null with backfill.enabled false): what has been delivered per table and
-  // bucket, its file in state_dir, and what the previous run saved.
-  std::unique_ptr<recovery::CheckpointTracker> tracker_;
-  std::unique_ptr<recovery::CheckpointStore> store_;
-  std::optional<recovery::State> restored_;
-  std::optional<recovery::State> last_saved_;  // what the file holds
-  asio::steady_timer checkpoint_timer_{io_};
-  // Gap recovery's runner; null with backfill.enabled false.
-  std::unique_ptr<recovery::BackfillRunner> backfill_;
+  std::unique_ptr<recovery::Recovery> recovery_;  // null with backfill.enabled false
   asio::signal_set signals_{io_, SIGINT, SIGTERM, SIGHUP};
   Condition reload_wake_{io_.get_executor()};  // the reloader and shutdown() wait on it
   bool reload_requested_ = false;
