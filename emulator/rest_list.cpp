@@ -777,6 +777,27 @@ Listing container_listing(Family family, std::vector<json::object>& models,
   return listing;
 }
 
+// A list of a container's items (a bucket's files, a table's rows): those the caller may read,
+// with a cursor looked up among all of them (Appwrite finds a cursor without checking who may
+// read it). The entry found lives in the lookup, so its pointer is valid as long as the listing.
+Listing item_listing(Family family, const Container& container, const ListCaller& caller) {
+  Listing listing{family, {}, {}, internal_schema(), {}};
+  listing.entries.reserve(container.items.size());
+  for (const auto& [id, item] : container.items) {
+    if (visible(caller, item))
+      listing.entries.push_back(entry_of(item));
+  }
+  listing.find_any = [&items = container.items,
+                      slot = Entry{}](std::string_view id) mutable -> const Entry* {
+    const auto it = items.find(id);
+    if (it == items.end())
+      return nullptr;
+    slot = entry_of(it->second);
+    return &slot;
+  };
+  return listing;
+}
+
 HttpAnswer answer_of(std::variant<json::object, Failure> result, std::string_view version) {
   if (auto* f = std::get_if<Failure>(&result))
     return error_answer(*f, version);
@@ -824,22 +845,9 @@ std::optional<HttpAnswer> serve_list(const ProjectStore* store, std::string_view
                                   "Storage bucket with the requested ID could not be found."},
                           version);
     }
-    const auto& items = bucket->second.items;
-    Listing listing{Family::files, {}, {}, internal_schema(), {}};
+    auto listing = item_listing(Family::files, bucket->second, caller);
     listing.schema.insert({"name", "folder", "signature", "mimeType", "sizeOriginal", "chunksTotal",
                            "chunksUploaded"});
-    for (const auto& [id, item] : items) {
-      if (visible(caller, item))
-        listing.entries.push_back(entry_of(item));
-    }
-    std::vector<Entry> cursor_slot(1);
-    listing.find_any = [&](std::string_view id) -> const Entry* {
-      const auto it = items.find(id);
-      if (it == items.end())
-        return nullptr;
-      cursor_slot[0] = entry_of(it->second);
-      return &cursor_slot[0];
-    };
     const std::string bucket_id(parts[2]);
     listing.shape = [&](const json::object& o) {
       json::object out = o;
@@ -899,25 +907,11 @@ std::optional<HttpAnswer> serve_list(const ProjectStore* store, std::string_view
                     std::string(parts[3]) + "' could not be found."},
         version);
   }
-  const auto& items = table->second.items;
-  Listing listing{tablesdb ? Family::rows : Family::documents, {}, {}, internal_schema(), {}};
+  auto listing = item_listing(tablesdb ? Family::rows : Family::documents, table->second, caller);
   for (const auto& attribute : table->second.attributes) {
     if (!attribute.starts_with("$"))
       listing.schema.insert(attribute);
   }
-  listing.entries.reserve(items.size());
-  for (const auto& [id, item] : items) {
-    if (visible(caller, item))
-      listing.entries.push_back(entry_of(item));
-  }
-  std::vector<Entry> cursor_slot(1);
-  listing.find_any = [&](std::string_view id) -> const Entry* {
-    const auto it = items.find(id);
-    if (it == items.end())
-      return nullptr;
-    cursor_slot[0] = entry_of(it->second);
-    return &cursor_slot[0];
-  };
   const std::string database_id(db->first);
   const std::string table_id(table->first);
   // One store for both generations: a row listing names its table `$tableId`, a document

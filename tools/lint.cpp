@@ -13,6 +13,7 @@
 #include <variant>
 
 #include "config/reader.hpp"
+#include "core/text.hpp"
 #include "emulator/fanout/fanout.hpp"
 #include "sinks/file/file_config.hpp"
 #include "sinks/kafka/kafka_config.hpp"
@@ -234,18 +235,6 @@ void Linter::unused_sinks() {
   }
 }
 
-std::vector<std::string_view> split(std::string_view text) {
-  std::vector<std::string_view> out;
-  std::size_t start = 0;
-  while (true) {
-    const auto dot = text.find('.', start);
-    out.push_back(text.substr(start, dot == std::string_view::npos ? dot : dot - start));
-    if (dot == std::string_view::npos)
-      return out;
-    start = dot + 1;
-  }
-}
-
 bool is_action(std::string_view s) {
   return s == "create" || s == "update" || s == "upsert" || s == "delete";
 }
@@ -268,7 +257,7 @@ std::string corrected_channel(std::string_view channel) {
       "account", "buckets",   "collections", "databases", "documents", "documentsdb", "executions",
       "files",   "functions", "memberships", "presences", "rows",      "tables",      "tablesdb",
       "teams",   "vectorsdb", "create",      "update",    "upsert",    "delete"};
-  const auto segments = split(channel);
+  const auto segments = split(channel, '.');
   for (std::size_t i = 0; i < segments.size(); ++i) {
     const auto hint = config::did_you_mean(segments[i], words);
     if (hint.empty())
@@ -297,7 +286,7 @@ void Linter::channels(std::size_t route_index, const config::RouteConfig& route)
   for (std::size_t j = 0; j < route.channels.size(); ++j) {
     const auto& channel = route.channels[j];
     const std::vector<Step> at = {"routes", route_index, "channels", j};
-    const auto s = split(channel);
+    const auto s = split(channel, '.');
     if (channel == "console" || s[0] == "projects") {
       warn(at, "Appwrite publishes on " + shown(at, channel) +
                    " only to the console project, never to a project's connections");

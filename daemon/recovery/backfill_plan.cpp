@@ -3,23 +3,12 @@
 #include <algorithm>
 #include <map>
 
+#include "core/text.hpp"
 #include "daemon/upstream/realtime_url.hpp"
 
 namespace sluice::recovery {
 
 namespace {
-
-std::vector<std::string_view> split(std::string_view text) {
-  std::vector<std::string_view> out;
-  std::size_t start = 0;
-  while (true) {
-    const auto dot = text.find('.', start);
-    out.push_back(text.substr(start, dot == std::string_view::npos ? dot : dot - start));
-    if (dot == std::string_view::npos)
-      return out;
-    start = dot + 1;
-  }
-}
 
 // What one channel asks a backfill for.
 struct ChannelNeed {
@@ -32,7 +21,7 @@ struct ChannelNeed {
 
 ChannelNeed classify(std::string_view channel) {
   using K = ChannelNeed::Kind;
-  const auto s = split(channel);
+  const auto s = split(channel, '.');
   const auto resource = [&](std::size_t fixed) {
     return s.size() >= fixed && s.size() <= fixed + 2;
   };
@@ -115,17 +104,7 @@ std::optional<Target> plan_target(std::string_view key, std::string_view databas
                                   const State& state, const PlanContext& context) {
   Target target;
   target.key = std::string(key);
-  const auto parts = [&] {
-    std::vector<std::string> out;
-    std::size_t start = 0;
-    while (true) {
-      const auto slash = key.find('/', start);
-      out.emplace_back(key.substr(start, slash == std::string_view::npos ? slash : slash - start));
-      if (slash == std::string_view::npos)
-        return out;
-      start = slash + 1;
-    }
-  }();
+  const auto parts = split(key, '/');
   if (parts.size() == 2 && parts[0] == "buckets") {
     target.api = Api::storage;
     target.container = parts[1];

@@ -5,23 +5,12 @@
 #include <utility>
 
 #include "core/json.hpp"
+#include "core/text.hpp"
 #include "core/utc.hpp"
 
 namespace sluice::recovery {
 
 namespace {
-
-std::vector<std::string_view> split(std::string_view s) {
-  std::vector<std::string_view> out;
-  std::size_t start = 0;
-  while (true) {
-    const auto dot = s.find('.', start);
-    out.push_back(s.substr(start, dot == std::string_view::npos ? dot : dot - start));
-    if (dot == std::string_view::npos)
-      return out;
-    start = dot + 1;
-  }
-}
 
 JsonValue payload_field(const Event& event, std::string_view name) {
   if (event.payload.empty())
@@ -33,7 +22,7 @@ JsonValue payload_field(const Event& event, std::string_view name) {
 }  // namespace
 
 std::string resource_key_of_channel(std::string_view channel) {
-  const auto s = split(channel);
+  const auto s = split(channel, '.');
   if (std::any_of(s.begin(), s.end(), [](std::string_view part) { return part.empty(); }))
     return {};
   // After the collection segment a channel may add a resource id and an action (≥ 1.9.5):

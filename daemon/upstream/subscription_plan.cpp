@@ -9,6 +9,7 @@
 
 #include "core/event.hpp"
 #include "core/json.hpp"
+#include "core/text.hpp"
 #include "daemon/upstream/realtime_url.hpp"
 
 namespace sluice::upstream {
@@ -54,18 +55,6 @@ std::vector<std::string> pack(std::string_view open, const std::vector<std::stri
   if (!frame.empty())
     frames.push_back(frame + std::string(kClose));
   return frames;
-}
-
-std::vector<std::string> split(std::string_view s) {
-  std::vector<std::string> parts;
-  std::size_t start = 0;
-  for (;;) {
-    const auto dot = s.find('.', start);
-    parts.emplace_back(s.substr(start, dot == std::string_view::npos ? dot : dot - start));
-    if (dot == std::string_view::npos)
-      return parts;
-    start = dot + 1;
-  }
 }
 
 // One select-all subscription per frame, filled up to the frame limit, its id derived from its
@@ -225,14 +214,14 @@ std::optional<std::vector<std::string>> server_queries(const std::vector<Query>&
 }
 
 std::optional<std::string> broader_channel(std::string_view channel) {
-  const auto s = split(channel);
+  const auto s = split(channel, '.');
   if (s.size() < 2)
     return std::nullopt;
-  const auto& kind = s[0];
+  const auto kind = s[0];
   if (kind == "databases" || kind == "tablesdb" || kind == "documentsdb" || kind == "vectorsdb") {
     // <type>.D.<collections|tables>.C.<documents|rows>[.X][.action]
     if (s.size() >= 5 && (s[4] == "documents" || s[4] == "rows"))
-      return s[4];
+      return std::string(s[4]);
     return std::nullopt;
   }
   if (kind == "buckets")
@@ -241,7 +230,7 @@ std::optional<std::string> broader_channel(std::string_view channel) {
   if (kind == "functions" || kind == "executions")
     return "executions";
   if (kind == "teams" || kind == "memberships" || kind == "presences" || kind == "account")
-    return kind;
+    return std::string(kind);
   return std::nullopt;
 }
 

@@ -93,7 +93,7 @@ def kafka_ids(broker):
 class LimitedSluice(Sluice):
     """Sluice with RLIMIT_FSIZE set in the child: every file it writes stops at `fsize` bytes.
     subprocess restores SIGXFSZ to its default action in the child, so sluice itself must
-    ignore it (daemon/main.cpp) to see EFBIG instead of being killed."""
+    ignore it (tools/main.cpp) to see EFBIG instead of being killed."""
 
     def __init__(self, *args, fsize, **kwargs):
         super().__init__(*args, **kwargs)

@@ -114,6 +114,32 @@ TEST_F(ListTest, ReadRolesDecideWhatACallerSees) {
       std::vector<std::string>{});
 }
 
+TEST_F(ListTest, AFileListingFindsItsCursorAmongFilesTheCallerCannotRead) {
+  const auto put_file = [&](const std::string& id, std::vector<std::string> read) {
+    const json::object payload{{"$id", id}, {"$updatedAt", "2026-01-01T00:00:01.000+00:00"}};
+    store_.apply("test", StoreChange{StoreChange::Kind::file, "b", "", id, false}, "", payload,
+                 read, "2026-01-01T00:00:00.000+00:00");
+  };
+  put_file("open", {"any"});
+  put_file("private", {"user:alice"});
+  const ListCaller guest{false, {"guests"}, "User (role: guests)"};
+  const auto files = [&](const std::string& query, unsigned want) {
+    const auto answer = serve_list(store_.project("test"), "/storage/buckets/b/files",
+                                   {{"queries[]", query}}, guest, "1.9.6");
+    EXPECT_TRUE(answer);
+    EXPECT_EQ(answer->status, want) << answer->body;
+    return json::parse(answer->body);
+  };
+  const auto all = files(R"({"method":"limit","values":[25]})", 200);
+  ASSERT_EQ(all.at("files").as_array().size(), 1u);
+  EXPECT_EQ(all.at("files").at(0).at("$id").as_string(), "open");
+  EXPECT_EQ(all.at("files").at(0).at("bucketId").as_string(), "b");
+  const auto after = files(R"({"method":"cursorAfter","values":["private"]})", 200);
+  EXPECT_EQ(after.at("total").as_int64(), 1);
+  const auto missing = files(R"({"method":"cursorAfter","values":["zz"]})", 400);
+  EXPECT_EQ(missing.at("message").as_string(), "File 'zz' for the 'cursor' value not found.");
+}
+
 TEST_F(ListTest, InvalidQueriesGetAppwritesTypesAndMessages) {
   put("a", "2026-01-01T00:00:01.000+00:00");
   const auto error = [&](const std::string& query) {
