@@ -15,7 +15,7 @@ namespace sluice::upstream {
 
 enum class FrameKind { event, connected, response, pong, error, invalid };
 
-// `connected` (appwrite-realtime-protocol.md §4).
+// `connected`: the first frame of a connection (Appwrite's app/realtime.php onOpen).
 struct ConnectedFrame {
   struct Subscription {
     std::string slot;  // URL slot ("0", "1", …): the array index or the object key

@@ -7,8 +7,11 @@
 #include <unordered_set>
 #include <utility>
 
-// Every rule here restates Appwrite's PHP (references are to appwrite-realtime-protocol.md and
-// the files it cites); where the reference left a detail open, the choice is commented.
+#include "core/text.hpp"
+
+// Every rule here restates Appwrite's PHP (references are to files of Appwrite's repository,
+// e.g. src/Appwrite/Messaging/Adapter/Realtime.php); where the source left a detail open, the
+// choice is commented.
 namespace sluice::emulator {
 namespace {
 
@@ -39,16 +42,8 @@ std::string placeholder_name(std::string_view seg) {
 }
 
 Segments split(std::string_view s) {
-  Segments out;
-  std::size_t start = 0;
-  while (true) {
-    const auto dot = s.find('.', start);
-    out.emplace_back(s.substr(start, dot == std::string_view::npos ? s.npos : dot - start));
-    if (dot == std::string_view::npos)
-      break;
-    start = dot + 1;
-  }
-  return out;
+  const auto pieces = sluice::split(s, '.');
+  return Segments(pieces.begin(), pieces.end());
 }
 
 std::string join(const Segments& segs) {

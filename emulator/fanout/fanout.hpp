@@ -13,7 +13,7 @@
 
 // What an Appwrite server publishes for a change, and who may receive it: the rules of
 // Appwrite's Event::generateEvents, Realtime::fromPayload, convertChannels and the role
-// checks of getSubscribers (appwrite-realtime-protocol.md §6–7), as plain functions.
+// checks of getSubscribers (src/Appwrite/Messaging/Adapter/Realtime.php), as plain functions.
 // Used by appwrite-emulator; no sockets, no state.
 namespace sluice::emulator {
 

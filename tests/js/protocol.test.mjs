@@ -1,4 +1,5 @@
-// Raw WebSocket tests of appwrite-emulator's realtime protocol (appwrite-realtime-protocol.md).
+// Raw WebSocket tests of appwrite-emulator's realtime protocol (the README's "Trying routes by
+// hand with the emulator" describes the emulator).
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Emulator, Client, ROW_EVENT, ROW_PARAMS } from './emulator.mjs';

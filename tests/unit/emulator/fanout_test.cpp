@@ -6,8 +6,8 @@
 #include <boost/json.hpp>
 #include <set>
 
-// The expected counts and lists come from appwrite-realtime-protocol.md §6–7, which cites
-// Appwrite's own unit and end-to-end tests for each of them.
+// The expected counts and lists come from Appwrite's own unit and end-to-end tests of event
+// generation and channel fan-out, read from its repository.
 namespace sluice::emulator {
 namespace {
 
