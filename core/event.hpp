@@ -34,6 +34,11 @@ struct Event {
   // What identifies the change (make_change_id), or for events that are not resource changes
   // the hash of `data` (make_event_id): a redelivered or recovered copy carries the same id.
   std::string id;
+  // The payload's top-level `$id` and `$updatedAt` as sent, when they are strings (empty
+  // otherwise). The decoder captures them in its validating pass, so what needs them (the id
+  // above, the checkpoint tracker) does not parse the payload again.
+  std::string_view resource_id;
+  std::string_view updated_at;
   std::chrono::steady_clock::time_point received{};
   // `data.recovered` is true: sluice listed this resource from the REST API after a gap
   // (Appwrite never sends the member). The dedup window treats such a copy as the change itself.

@@ -4,22 +4,12 @@
 #include <mutex>
 #include <utility>
 
-#include "core/json.hpp"
 #include "core/text.hpp"
 #include "core/utc.hpp"
 
 namespace sluice::recovery {
 
-namespace {
-
-JsonValue payload_field(const Event& event, std::string_view name) {
-  if (event.payload.empty())
-    return {};
-  return json_lookup(
-      {event.payload.data(), event.payload.size(), event.readable_after(event.payload)}, name);
-}
-
-}  // namespace
+namespace {}  // namespace
 
 std::string resource_key_of_channel(std::string_view channel) {
   const auto s = split(channel, '.');
@@ -52,15 +42,13 @@ std::string resource_key_of_event(const Event& event) {
 }
 
 std::optional<Millis> updated_at_of(const Event& event) {
-  const auto value = payload_field(event, "$updatedAt");
-  if (value.type != JsonValue::Type::string)
+  if (event.updated_at.empty())
     return std::nullopt;
-  return parse_timestamp(value.text);
+  return parse_timestamp(event.updated_at);
 }
 
 std::string resource_id_of(const Event& event) {
-  auto value = payload_field(event, "$id");
-  return value.type == JsonValue::Type::string ? std::move(value.text) : std::string();
+  return std::string(event.resource_id);
 }
 
 // The tracker's state, shared with every tracked event's holder so that an event released after

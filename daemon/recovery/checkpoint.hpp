@@ -28,10 +28,10 @@ std::string resource_key_of_channel(std::string_view channel);
 // row/document/file event.
 std::string resource_key_of_event(const Event& event);
 
-// The payload's `$updatedAt`, parsed; nullopt when absent or malformed.
+// The payload's `$updatedAt` (Event::updated_at), parsed; nullopt when absent or malformed.
 std::optional<Millis> updated_at_of(const Event& event);
 
-// The payload's `$id`; "" when absent.
+// The payload's `$id` (Event::resource_id); "" when absent.
 std::string resource_id_of(const Event& event);
 
 // How far a resource is known to be delivered: every change up to `updated_at` (Appwrite's

@@ -686,8 +686,11 @@ DecodedFrame FrameDecoder::decode_frame(std::string frame, bool binary,
         total += s.size();
     }
   }
-  if (!in_frame(fields.timestamp_text))
-    total += fields.timestamp_text.size();
+  for (const std::string_view s :
+       {fields.timestamp_text, fields.change.resource_id, fields.change.updated_at}) {
+    if (!in_frame(s))
+      total += s.size();
+  }
   event->strings.reserve(total);
   auto keep = [&event, &in_frame, frame_begin](std::string_view s) {
     if (in_frame(s)) {
@@ -723,8 +726,9 @@ DecodedFrame FrameDecoder::decode_frame(std::string frame, bool binary,
     event->timestamp = std::chrono::time_point_cast<milliseconds>(received_wall);
     out.timestamp_fallback = true;
   }
-  event->id = make_change_id(project_, event->first_event(), fields.change.resource_id,
-                             fields.change.updated_at);
+  event->resource_id = keep(fields.change.resource_id);
+  event->updated_at = keep(fields.change.updated_at);
+  event->id = make_change_id(project_, event->first_event(), event->resource_id, event->updated_at);
   if (event->id.empty())
     event->id = make_event_id(event->data);
   event->received = received;

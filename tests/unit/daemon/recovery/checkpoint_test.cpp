@@ -6,6 +6,8 @@
 #include <atomic>
 #include <thread>
 
+#include "core/json.hpp"
+
 namespace sluice::recovery {
 namespace {
 
@@ -32,21 +34,32 @@ std::string text(int ms) {
   return buf;
 }
 
-// An event as the decoder leaves it: views into its own padded frame.
+// An event as the decoder leaves it: views into its own padded frame, and the payload's
+// `$id` and `$updatedAt` captured when they are strings.
 EventPtr event(std::string payload, std::vector<std::string> channels = {std::string(kTable)}) {
   auto ev = std::make_shared<Event>();
   ev->frame.reserve(payload.size() + kJsonPadding);
   ev->frame.assign(payload);
   ev->payload = ev->frame;
   ev->data = ev->frame;
-  std::size_t total = 0;
+  const auto field = [&](std::string_view name) {
+    auto v = json_lookup({ev->frame.data(), ev->frame.size(), ev->frame.capacity()}, name);
+    return v.type == JsonValue::Type::string ? v.text : std::string();
+  };
+  const std::string id = field("$id");
+  const std::string updated_at = field("$updatedAt");
+  std::size_t total = id.size() + updated_at.size();
   for (const auto& c : channels)
     total += c.size();
   ev->strings.reserve(total);
-  for (const auto& c : channels) {
-    ev->strings += c;
-    ev->channels.push_back(std::string_view(ev->strings).substr(ev->strings.size() - c.size()));
-  }
+  const auto keep = [&](const std::string& text) {
+    ev->strings += text;
+    return std::string_view(ev->strings).substr(ev->strings.size() - text.size());
+  };
+  for (const auto& c : channels)
+    ev->channels.push_back(keep(c));
+  ev->resource_id = keep(id);
+  ev->updated_at = keep(updated_at);
   return ev;
 }
 
