@@ -55,9 +55,10 @@ class Recovery {
   void restart();
   admin::StatusReport::Recovery status() const;
 
-  // Shutdown, in this order: stop() (no new requests or events), stopped() (the runner and the
-  // checkpointer have ended), snapshot() before the sinks drain, and save() of what the drain
-  // left claimable.
+  // Shutdown, in this order: stop() (no new requests or events); stopped() (the backfill runner
+  // has ended and the checkpointer's timer is cancelled; a save the checkpointer has started
+  // still runs, so the caller awaits the checkpointer() task itself before its own save());
+  // snapshot() before the sinks drain; and save() of what the drain left claimable.
   void stop();
   boost::asio::awaitable<void> stopped();
   State snapshot() const;

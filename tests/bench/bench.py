@@ -281,7 +281,8 @@ class Bench:
             user, system = (user1 - user0) / n * 1e6, (sys1 - sys0) / n * 1e6
             # Every run, not only the fastest: the split shows which side moved when one is slow
             # (a run whose system time jumps is paying the kernel or the VM, see the README).
-            print(f"  run: {kind}: {n / secs:.0f} events/s, CPU s/Mev {user:.2f} user + "
+            # Minor faults are sluice's own: a queue growing shows there, not the page cache.
+            print(f"  run: {kind}, {routes} route(s): {n / secs:.0f} events/s, CPU s/Mev {user:.2f} user + "
                   f"{system:.2f} system, {(faults1 - faults0) / n * 1e3:.0f} minor faults per "
                   f"1,000 events, RSSmax {peak:.1f} MB", file=sys.stderr, flush=True)
             return {"rate": n / secs, "cpu_per_m": user + system, "rss_max": peak,
