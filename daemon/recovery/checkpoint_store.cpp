@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <boost/json.hpp>
 #include <cerrno>
 #include <cstdio>
@@ -35,10 +36,8 @@ std::optional<Millis> read_time(const json::value* v) {
 
 std::string compact_time() {
   const auto u = to_utc(std::chrono::system_clock::now());
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d%02d%02dT%02d%02d%02dZ", u.tm.tm_year + 1900, u.tm.tm_mon + 1,
-                u.tm.tm_mday, u.tm.tm_hour, u.tm.tm_min, u.tm.tm_sec);
-  return buf;
+  return fmt::format("{:04}{:02}{:02}T{:02}{:02}{:02}Z", u.tm.tm_year + 1900, u.tm.tm_mon + 1,
+                     u.tm.tm_mday, u.tm.tm_hour, u.tm.tm_min, u.tm.tm_sec);
 }
 
 }  // namespace
