@@ -1,11 +1,8 @@
 #include "core/event.hpp"
 
 #include <array>
-#include <functional>
 
 #include <xxhash.h>
-
-#include "core/json.hpp"
 
 namespace sluice {
 namespace {
@@ -101,20 +98,6 @@ std::string make_change_id(std::string_view project, std::string_view first_even
   text.append(project).append(1, '\n').append(change->path).append(1, '\n');
   text.append(kind).append(1, '\n').append(updated_at);
   return to_hex(XXH3_128bits(text.data(), text.size()));
-}
-
-std::string make_change_id(std::string_view project, const Event& event) {
-  // A payload inside `frame` may be read in place (with its padding); any other is copied.
-  const char* const frame_begin = event.frame.data();
-  const bool in_frame = std::less_equal<>{}(frame_begin, event.payload.data()) &&
-                        std::less<>{}(event.payload.data(), frame_begin + event.frame.size());
-  const JsonBytes payload{event.payload.data(), event.payload.size(),
-                          in_frame ? event.readable_after(event.payload) : event.payload.size()};
-  const JsonValue id = json_lookup(payload, "$id");
-  const JsonValue updated_at = json_lookup(payload, "$updatedAt");
-  if (id.type != JsonValue::Type::string || updated_at.type != JsonValue::Type::string)
-    return {};
-  return make_change_id(project, event.first_event(), id.text, updated_at.text);
 }
 
 }  // namespace sluice

@@ -84,9 +84,4 @@ std::optional<ResourceChange> resource_change_of(std::string_view event);
 std::string make_change_id(std::string_view project, std::string_view first_event,
                            std::string_view resource_id, std::string_view updated_at);
 
-// The same for a whole event, reading `$id` and `$updatedAt` from its payload (one lookup each;
-// the decoder captures them while validating the frame instead). For events built outside the
-// decoder, such as recovered ones.
-std::string make_change_id(std::string_view project, const Event& event);
-
 }  // namespace sluice

@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <memory>
 #include <string>
 
 namespace sluice {
@@ -80,29 +79,6 @@ TEST(ChangeId, EmptyWithoutAResourceIdOrTime) {
   EXPECT_EQ(make_change_id("p", "tablesdb.D.tables.T.rows.R.update", "", kAt), "");
   EXPECT_EQ(make_change_id("p", "tablesdb.D.tables.T.rows.R.update", "R", ""), "");
   EXPECT_EQ(make_change_id("p", "sluice.gap", "R", kAt), "");
-}
-
-std::shared_ptr<Event> event_with(std::string first_event, std::string payload) {
-  auto ev = std::make_shared<Event>();
-  ev->strings = std::move(first_event);
-  ev->events.push_back(ev->strings);
-  ev->frame.reserve(payload.size() + kJsonPadding);
-  ev->frame = std::move(payload);
-  ev->payload = ev->frame;
-  return ev;
-}
-
-// What a recovered event built outside the decoder gets.
-TEST(ChangeId, OfAnEventReadsItsPayload) {
-  const auto ev = event_with("tablesdb.D.tables.T.rows.R.update",
-                             R"({"n":{"$updatedAt":"x"},"$id":"R","$updatedAt":")" +
-                                 std::string(kAt) + R"(","recovered":true})");
-  EXPECT_EQ(make_change_id("p", *ev),
-            make_change_id("p", "databases.D.collections.T.documents.R.create", "R", kAt));
-  EXPECT_EQ(make_change_id("p", *event_with("tablesdb.D.tables.T.rows.R.update",
-                                            R"({"$id":"R","$updatedAt":null})")),
-            "");
-  EXPECT_EQ(make_change_id("p", *event_with("tablesdb.D.tables.T.rows.R.update", "{")), "");
 }
 
 }  // namespace

@@ -621,7 +621,8 @@ TEST(BackfillSynthTest, ARecoveredEventHasTheIdOfTheLiveEventOfTheSameChange) {
   ASSERT_EQ(live.kind, upstream::FrameKind::event);
   EXPECT_EQ(recovered.event->id, live.event->id);
   EXPECT_EQ(recovered.event->id.size(), 32u);
-  EXPECT_EQ(recovered.event->id, make_change_id("shop", *recovered.event));
+  EXPECT_EQ(recovered.event->id, make_change_id("shop", recovered.event->first_event(), "r1",
+                                                std::string(row.row.at("$updatedAt").as_string())));
 }
 
 TEST(BackfillSynthTest, ARowCreatedBeforeTheGapIsAnUpdate) {
